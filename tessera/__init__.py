@@ -1,0 +1,1 @@
+"""Tessera: a streaming feature platform (Kafka -> Flink -> Spark -> Feast/Redis -> FastAPI)."""

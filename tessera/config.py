@@ -1,0 +1,170 @@
+"""The platform's one settings object: `tessera.toml` plus `TESSERA_*` environment overrides.
+
+Passed explicitly to whatever needs it; nothing deep in the code reads the environment itself.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE_NAME = "tessera.toml"
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"address {address!r} is not host:port")
+    return host, int(port)
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    controller_port: int = 9093
+    topic: str = "ad_events"
+    dlq_topic: str = "ad_events.dlq"
+    partitions: int = 2
+    heap: str = "512m"
+    # Passed through to every client, e.g. {"security.protocol": "SASL_SSL", "sasl.mechanism": ...}.
+    client_options: dict[str, str] = {}
+
+    @property
+    def is_local(self) -> bool:
+        return all(split_host_port(a)[0] in LOOPBACK_HOSTS for a in self.bootstrap_servers.split(","))
+
+    @property
+    def port(self) -> int:
+        return split_host_port(self.bootstrap_servers.split(",")[0])[1]
+
+
+class RedisSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 6379
+    db: int = 0
+    password: SecretStr | None = None
+    ssl: bool = False
+
+    @property
+    def is_local(self) -> bool:
+        return self.host in LOOPBACK_HOSTS
+
+    @property
+    def feast_connection_string(self) -> str:
+        """The connection string in the form Feast's redis online store expects."""
+        parts = [f"{self.host}:{self.port}", f"db={self.db}"]
+        if self.password is not None:
+            parts.append(f"password={self.password.get_secret_value()}")
+        if self.ssl:
+            parts.append("ssl=true")
+        return ",".join(parts)
+
+
+class PathSettings(BaseModel):
+    state_dir: Path = Path(".tessera")
+    data_dir: Path = Path("data")
+    jar_dir: Path = Path(".cache/jars")
+
+
+class FeastSettings(BaseModel):
+    repo: Path = Path("feature_repo")
+    project: str = "tessera"
+
+
+def find_config_file(start: Path | None = None) -> Path | None:
+    """TESSERA_CONFIG if set, else the nearest tessera.toml above `start` (default: cwd)."""
+    explicit = os.environ.get("TESSERA_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise FileNotFoundError(f"TESSERA_CONFIG points at {path}, which is not a file")
+        return path.resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_FILE_NAME).is_file():
+            return folder / CONFIG_FILE_NAME
+    package_root = Path(__file__).resolve().parent.parent
+    candidate = package_root / CONFIG_FILE_NAME
+    return candidate if candidate.is_file() else None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TESSERA_", env_nested_delimiter="__", extra="forbid")
+
+    kafka: KafkaSettings = KafkaSettings()
+    redis: RedisSettings = RedisSettings()
+    paths: PathSettings = PathSettings()
+    feast: FeastSettings = FeastSettings()
+    # The folder relative paths are resolved against (the config file's folder).
+    root: Path = Path(".")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = _CURRENT_FILE.get("path")
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    def resolve(self, path: Path) -> Path:
+        return path if path.is_absolute() else (self.root / path).resolve()
+
+    @property
+    def state_dir(self) -> Path:
+        return self.resolve(self.paths.state_dir)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.resolve(self.paths.data_dir)
+
+    @property
+    def jar_dir(self) -> Path:
+        return self.resolve(self.paths.jar_dir)
+
+    @property
+    def feature_repo(self) -> Path:
+        return self.resolve(self.feast.repo)
+
+    @property
+    def raw_history_dir(self) -> Path:
+        return self.data_dir / "raw" / "ad_events"
+
+    @property
+    def offline_store_dir(self) -> Path:
+        return self.data_dir / "offline"
+
+    @property
+    def registry_path(self) -> Path:
+        return self.data_dir / "registry.db"
+
+
+# pydantic-settings takes the TOML path at class level; this carries the chosen file into it.
+_CURRENT_FILE: dict[str, Any] = {}
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read the config file (explicit, TESSERA_CONFIG, or the nearest tessera.toml) and the env."""
+    path = config_file.resolve() if config_file else find_config_file()
+    _CURRENT_FILE["path"] = path
+    try:
+        settings = Settings(**overrides)
+    finally:
+        _CURRENT_FILE.clear()
+    if "root" not in overrides and path is not None:
+        settings.root = path.parent
+    return settings

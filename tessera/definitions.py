@@ -1,0 +1,289 @@
+"""Feature definitions as data: entities, event sources and windowed views.
+
+A view names its source, its key and a list of aggregations (operation, column, windows) and
+nothing else. `feature_repo/views.py` declares each view once with these classes; the Feast
+objects, the Flink job and the Spark backfill are all compiled from those declarations.
+This module imports nothing heavy, so the Flink environment can load the same declarations.
+"""
+from __future__ import annotations
+
+import importlib.util
+import keyword
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Mapping
+
+from tessera.windows import DAY_MS, format_duration, parse_duration
+
+Operation = Literal["count", "sum", "ratio", "distinct_days"]
+DType = Literal["int64", "float64"]
+DECLARATIONS_FILE = "views.py"
+
+
+class DefinitionError(ValueError):
+    """A declaration that cannot be compiled; the message names the view and field."""
+
+
+def _check_name(owner: str, field_name: str, value: str) -> None:
+    if not value.isidentifier() or keyword.iskeyword(value):
+        raise DefinitionError(f"{owner}: {field_name}={value!r} must be a lower-case identifier")
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    join_key: str
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name(f"entity {self.name!r}", "name", self.name)
+        _check_name(f"entity {self.name!r}", "join_key", self.join_key)
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """A Kafka topic of events and the raw Parquet history the same events land in."""
+
+    name: str
+    topic: str
+    timestamp_field: str = "event_time"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    """One aggregation over one or more windows; each window yields the feature `<name>_<window>`."""
+
+    name: str
+    operation: Operation
+    windows: tuple[str, ...]
+    column: str | None = None
+    where: Mapping[str, str] = field(default_factory=dict)
+    numerator: str | None = None
+    denominator: str | None = None
+
+    @property
+    def dtype(self) -> DType:
+        return "int64" if self.operation in ("count", "distinct_days") else "float64"
+
+    def window_lengths_ms(self) -> tuple[int, ...]:
+        return tuple(parse_duration(w) for w in self.windows)
+
+
+def Count(name: str, windows: list[str], where: Mapping[str, str] | None = None) -> Aggregation:
+    """Number of events (matching `where`, equality on event fields) in each window."""
+    return Aggregation(name, "count", tuple(windows), where=dict(where or {}))
+
+
+def Sum(name: str, column: str, windows: list[str], where: Mapping[str, str] | None = None) -> Aggregation:
+    return Aggregation(name, "sum", tuple(windows), column=column, where=dict(where or {}))
+
+
+def Ratio(name: str, numerator: str, denominator: str, windows: list[str]) -> Aggregation:
+    """numerator / denominator of two aggregations of the same view and window; null when 0."""
+    return Aggregation(name, "ratio", tuple(windows), numerator=numerator, denominator=denominator)
+
+
+def DistinctDays(name: str, windows: list[str]) -> Aggregation:
+    """Number of distinct UTC days with any event."""
+    return Aggregation(name, "distinct_days", tuple(windows))
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One compiled feature: what the engines compute and Feast registers."""
+
+    view: str
+    name: str
+    dtype: DType
+    aggregation: Aggregation
+    window_ms: int
+
+    @property
+    def ref(self) -> str:
+        return f"{self.view}:{self.name}"
+
+
+@dataclass(frozen=True)
+class WindowedView:
+    """Aggregates of one entity's events over sliding windows with a leave granularity.
+
+    kind="streaming": the SPEC.md window semantics, computed online by Flink and offline by Spark.
+    kind="daily": batch only, one value per UTC day, valid from the end of that day, covering the
+    `window` days that ended by then.
+    """
+
+    name: str
+    entity: Entity
+    source: EventSource
+    aggregations: tuple[Aggregation, ...]
+    kind: Literal["streaming", "daily"] = "streaming"
+    granularity: str = "1m"
+    allowed_lateness: str = "10s"
+    freshness_budget: str = "5s"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "aggregations", tuple(self.aggregations))
+        self._validate()
+
+    @property
+    def granularity_ms(self) -> int:
+        return parse_duration(self.granularity)
+
+    @property
+    def allowed_lateness_ms(self) -> int:
+        return parse_duration(self.allowed_lateness)
+
+    @property
+    def freshness_budget_ms(self) -> int:
+        return parse_duration(self.freshness_budget)
+
+    @property
+    def features(self) -> list[Feature]:
+        return [
+            Feature(self.name, f"{agg.name}_{format_duration(ms)}", agg.dtype, agg, ms)
+            for agg in self.aggregations
+            for ms in agg.window_lengths_ms()
+        ]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def max_window_ms(self) -> int:
+        return max(f.window_ms for f in self.features)
+
+    def _validate(self) -> None:
+        owner = f"view {self.name!r}"
+        _check_name(owner, "name", self.name)
+        if self.kind not in ("streaming", "daily"):
+            raise DefinitionError(f"{owner}: kind={self.kind!r} must be 'streaming' or 'daily'")
+        for label, text in (("granularity", self.granularity), ("allowed_lateness", self.allowed_lateness),
+                            ("freshness_budget", self.freshness_budget)):
+            try:
+                parse_duration(text)
+            except ValueError as err:
+                raise DefinitionError(f"{owner}: {label}: {err}") from None
+        if self.kind == "daily" and self.granularity_ms != DAY_MS:
+            raise DefinitionError(f"{owner}: a daily view has granularity '1d', not {self.granularity!r}")
+        if not self.aggregations:
+            raise DefinitionError(f"{owner}: aggregations is empty")
+        by_name = {}
+        for agg in self.aggregations:
+            where = f"{owner}, aggregation {agg.name!r}"
+            _check_name(where, "name", agg.name)
+            if agg.name in by_name:
+                raise DefinitionError(f"{where}: declared twice")
+            by_name[agg.name] = agg
+            if not agg.windows:
+                raise DefinitionError(f"{where}: windows is empty")
+            for w in agg.windows:
+                try:
+                    length = parse_duration(w)
+                except ValueError as err:
+                    raise DefinitionError(f"{where}: windows: {err}") from None
+                if length % self.granularity_ms and self.kind == "daily":
+                    raise DefinitionError(f"{where}: window {w!r} is not a whole number of days")
+            if agg.operation == "sum" and not agg.column:
+                raise DefinitionError(f"{where}: a sum needs column=")
+        for agg in self.aggregations:
+            if agg.operation != "ratio":
+                continue
+            for part in (agg.numerator, agg.denominator):
+                other = by_name.get(part or "")
+                where = f"{owner}, ratio {agg.name!r}"
+                if other is None or other.operation == "ratio":
+                    raise DefinitionError(f"{where}: {part!r} is not a count or sum of this view")
+                missing = set(agg.window_lengths_ms()) - set(other.window_lengths_ms())
+                if missing:
+                    raise DefinitionError(
+                        f"{where}: {part!r} has no window {', '.join(format_duration(m) for m in sorted(missing))}")
+        names = [f.name for f in self.features]
+        if len(names) != len(set(names)):
+            raise DefinitionError(f"{owner}: two aggregations give the same feature name")
+
+
+@dataclass(frozen=True)
+class FeatureServiceDef:
+    """A named set of features a model asks for: 'view' (all its features) or 'view:feature'."""
+
+    name: str
+    features: tuple[str, ...]
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Definitions:
+    """Everything declared in a feature repository, by name."""
+
+    entities: dict[str, Entity]
+    sources: dict[str, EventSource]
+    views: dict[str, WindowedView]
+    services: dict[str, FeatureServiceDef]
+    path: Path
+
+    def view(self, name: str) -> WindowedView:
+        try:
+            return self.views[name]
+        except KeyError:
+            raise DefinitionError(f"no feature view {name!r} in {self.path}; known: {', '.join(self.views)}") from None
+
+    def streaming_views(self) -> list[WindowedView]:
+        return [v for v in self.views.values() if v.kind == "streaming"]
+
+    def views_of(self, entity: str) -> list[WindowedView]:
+        return [v for v in self.views.values() if v.entity.name == entity]
+
+    def resolve_refs(self, refs: list[str]) -> list[Feature]:
+        """'view' or 'view:feature' -> compiled features, with an error naming an unknown one."""
+        out: list[Feature] = []
+        for ref in refs:
+            view_name, _, feature_name = ref.partition(":")
+            view = self.view(view_name)
+            if not feature_name or feature_name == "*":
+                out.extend(view.features)
+                continue
+            match = [f for f in view.features if f.name == feature_name]
+            if not match:
+                raise DefinitionError(f"view {view_name!r} has no feature {feature_name!r}")
+            out.extend(match)
+        return out
+
+
+def load_definitions(repo: Path) -> Definitions:
+    """Import `<repo>/views.py` and collect what it declares. Errors name the file."""
+    path = (repo / DECLARATIONS_FILE).resolve()
+    if not path.is_file():
+        raise DefinitionError(f"{path}: no declarations file (expected {DECLARATIONS_FILE} in the feature repo)")
+    module_name = f"_tessera_views_{abs(hash(str(path)))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    try:
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    except DefinitionError as err:
+        raise DefinitionError(f"{path}: {err}") from None
+    except Exception as err:  # a syntax or name error in user code: say where it is
+        raise DefinitionError(f"{path}: {type(err).__name__}: {err}") from err
+    finally:
+        sys.modules.pop(module_name, None)
+    objects = vars(module).values()
+    views = {v.name: v for v in objects if isinstance(v, WindowedView)}
+    services = {s.name: s for s in objects if isinstance(s, FeatureServiceDef)}
+    definitions = Definitions(
+        entities={e.name: e for e in objects if isinstance(e, Entity)},
+        sources={s.name: s for s in objects if isinstance(s, EventSource)},
+        views=views,
+        services=services,
+        path=path,
+    )
+    for service in services.values():
+        try:
+            definitions.resolve_refs(list(service.features))
+        except DefinitionError as err:
+            raise DefinitionError(f"{path}: feature service {service.name!r}: {err}") from None
+    return definitions
