@@ -157,9 +157,10 @@ class Settings(BaseSettings):
 _CURRENT_FILE: dict[str, Any] = {}
 
 
-def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Read the config file (explicit, TESSERA_CONFIG, or the nearest tessera.toml) and the env."""
-    path = config_file.resolve() if config_file else find_config_file()
+def load_settings(config_file: Path | None = None, start: Path | None = None, **overrides: Any) -> Settings:
+    """Read the config file (explicit, TESSERA_CONFIG, or the nearest tessera.toml above `start`)
+    and the environment."""
+    path = config_file.resolve() if config_file else find_config_file(start)
     _CURRENT_FILE["path"] = path
     try:
         settings = Settings(**overrides)

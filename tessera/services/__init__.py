@@ -1,0 +1,1 @@
+"""Real Kafka and Redis as local processes, started and stopped by `tessera services`."""

@@ -1,0 +1,84 @@
+"""Real Redis (Debian's redis-server) on loopback, persistence off: the online store."""
+from __future__ import annotations
+
+import shutil
+import time
+
+import redis
+
+from tessera.config import Settings
+from tessera.services.process import ManagedProcess, ServiceError, port_open, tail
+
+
+def redis_client(settings: Settings, timeout_s: float = 1.0) -> redis.Redis:
+    r = settings.redis
+    return redis.Redis(
+        host=r.host, port=r.port, db=r.db, ssl=r.ssl,
+        password=r.password.get_secret_value() if r.password else None,
+        socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+    )
+
+
+class RedisServer:
+    name = "redis"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.data_dir = settings.state_dir / "redis"
+        self.process = ManagedProcess("redis", settings.state_dir / "run",
+                                      settings.state_dir / "logs" / "redis.log", marker=str(self.data_dir))
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.redis.host}:{self.settings.redis.port}"
+
+    def ping(self) -> bool:
+        try:
+            return bool(redis_client(self.settings, timeout_s=0.5).ping())
+        except redis.RedisError:
+            return False
+
+    def start(self) -> str:
+        cfg = self.settings.redis
+        if not cfg.is_local:
+            if not self.ping():
+                raise ServiceError(f"remote Redis at {self.address} does not answer PING")
+            return f"remote, reachable at {self.address}"
+        if self.process.pid() is not None and self.ping():
+            return f"already running at {self.address} (pid {self.process.pid()})"
+        if port_open(cfg.host, cfg.port):
+            raise ServiceError(f"port {cfg.port} is taken by a process tessera did not start; stop it or set "
+                               f"TESSERA_REDIS__PORT to a free port")
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise ServiceError("redis-server is not installed: run scripts/setup.sh (apt-get install redis-server)")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        command = [binary, "--bind", cfg.host, "--port", str(cfg.port), "--dir", str(self.data_dir),
+                   "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", ""]
+        env = {}
+        if cfg.password is not None:
+            # Given through the environment-fed config file so it never shows in `ps`.
+            conf = self.data_dir / "auth.conf"
+            conf.write_text(f"requirepass {cfg.password.get_secret_value()}\n")
+            conf.chmod(0o600)
+            command.insert(1, str(conf))
+        pid = self.process.start(command, env=env)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.ping():
+                return f"started at {self.address} (pid {pid})"
+            if self.process.pid() is None:
+                break
+            time.sleep(0.05)
+        self.process.stop(timeout_s=2)
+        raise ServiceError(f"redis did not answer PING within 15 s; log {self.process.log_file}:\n"
+                           f"{tail(self.process.log_file)}")
+
+    def stop(self) -> str:
+        return "stopped" if self.process.stop(timeout_s=10) else "not running (nothing of ours to stop)"
+
+    def status(self) -> tuple[str, str]:
+        pid = self.process.pid()
+        up = self.ping()
+        where = "remote" if not self.settings.redis.is_local else (f"pid {pid}" if pid else "-")
+        return ("up" if up else "down"), where
