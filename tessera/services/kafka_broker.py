@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import shutil
 import subprocess
@@ -30,8 +31,16 @@ logger.request.level = WARN
 """
 
 
-def kafka_admin(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers, **settings.kafka.client_options})
+_QUIET = logging.getLogger("tessera.kafka.probe")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
+
+
+def kafka_admin(settings: Settings, quiet: bool = False) -> AdminClient:
+    """An admin client; `quiet` drops librdkafka's connection-refused chatter while we poll."""
+    extra = {"logger": _QUIET} if quiet else {}
+    return AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers, **settings.kafka.client_options,
+                        **extra})
 
 
 def _server_properties(settings: Settings, log_dir: Path) -> str:
@@ -72,15 +81,19 @@ class KafkaBroker:
         self.settings = settings
         self.home = settings.state_dir / "kafka"
         self.process = ManagedProcess("kafka", settings.state_dir / "run",
-                                      settings.state_dir / "logs" / "kafka.log", marker=str(self.home))
+                                      settings.state_dir / "logs" / "kafka.log")
 
     @property
     def address(self) -> str:
         return self.settings.kafka.bootstrap_servers
 
     def reachable(self, timeout_s: float = 1.0) -> bool:
+        if self.settings.kafka.is_local:
+            host, port = split_host_port(self.settings.kafka.bootstrap_servers.split(",")[0])
+            if not port_open(host, port):
+                return False
         try:
-            kafka_admin(self.settings).list_topics(timeout=timeout_s)
+            kafka_admin(self.settings, quiet=True).list_topics(timeout=timeout_s)
             return True
         except KafkaException:
             return False

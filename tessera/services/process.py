@@ -28,14 +28,22 @@ def tail(path: Path, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """(state letter, start time in clock ticks since boot) of a live pid, else None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    return fields[0], fields[19]
+
+
 @dataclass
 class ManagedProcess:
-    """`marker` is a string in our command line; a recycled pid without it is not ours to kill."""
+    """The pid file holds the pid and its start time, so a recycled pid is never taken for ours."""
 
     name: str
     run_dir: Path
     log_file: Path
-    marker: str
 
     @property
     def pid_file(self) -> Path:
@@ -44,15 +52,12 @@ class ManagedProcess:
     def pid(self) -> int | None:
         """The pid if the process is alive and ours; a stale pid file is removed."""
         try:
-            pid = int(self.pid_file.read_text().strip())
+            pid_text, started = self.pid_file.read_text().split()
+            pid = int(pid_text)
         except (FileNotFoundError, ValueError):
             return None
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            cmdline, state = "", "X"
-        if self.marker in cmdline and state not in ("Z", "X"):
+        stat = _proc_stat(pid)
+        if stat is not None and stat[1] == started and stat[0] not in ("Z", "X"):
             return pid
         self.pid_file.unlink(missing_ok=True)
         return None
@@ -65,7 +70,8 @@ class ManagedProcess:
                 command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, env={**os.environ, **(env or {})}, cwd=cwd,
             )
-        self.pid_file.write_text(str(proc.pid))
+        stat = _proc_stat(proc.pid)
+        self.pid_file.write_text(f"{proc.pid} {stat[1] if stat else 0}")
         return proc.pid
 
     def stop(self, timeout_s: float = 30.0) -> bool:
@@ -96,8 +102,5 @@ class ManagedProcess:
             os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
         except ChildProcessError:
             pass
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
-        except (FileNotFoundError, IndexError):
-            return False
-        return state not in ("Z", "X")
+        stat = _proc_stat(pid)
+        return stat is not None and stat[0] not in ("Z", "X")

@@ -26,7 +26,7 @@ class RedisServer:
         self.settings = settings
         self.data_dir = settings.state_dir / "redis"
         self.process = ManagedProcess("redis", settings.state_dir / "run",
-                                      settings.state_dir / "logs" / "redis.log", marker=str(self.data_dir))
+                                      settings.state_dir / "logs" / "redis.log")
 
     @property
     def address(self) -> str:

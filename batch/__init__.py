@@ -1,0 +1,1 @@
+"""Spark jobs compiled from feature_repo/views.py: backfill, training sets."""

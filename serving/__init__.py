@@ -1,0 +1,1 @@
+"""The FastAPI feature API over Feast's Redis online store."""

@@ -1,0 +1,228 @@
+"""`tessera`: one command for the local stack and the platform's jobs. See `tessera --help`."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from tessera.config import Settings, load_settings
+from tessera.windows import DAY_MS
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _parse_start(text: str) -> int:
+    """'now', an ISO date or datetime (UTC unless it says otherwise) -> epoch ms."""
+    if text == "now":
+        return int(time.time() * 1000)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--start {text!r} is not 'now' or an ISO date/time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1000)
+
+
+# --- services -----------------------------------------------------------------------------------
+
+def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
+    from tessera.services import stack
+    from tessera.services.process import ServiceError
+
+    try:
+        if args.action == "up":
+            stack.up(settings)
+        elif args.action == "down":
+            stack.down(settings)
+    except ServiceError as err:
+        _log(f"error: {err}")
+        return 1
+    rows = stack.status(settings)
+    print(f"{'service':<8} {'state':<6} {'address':<22} process")
+    for name, state, address, where in rows:
+        print(f"{name:<8} {state:<6} {address:<22} {where}")
+    print(f"state, logs and pid files: {settings.state_dir}")
+    if args.action == "status":
+        return 0 if all(r[1] == "up" for r in rows) else 3
+    return 0
+
+
+# --- feast --------------------------------------------------------------------------------------
+
+def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
+    from feast.repo_operations import apply_total
+
+    from tessera.definitions import load_definitions
+    from tessera.feast_objects import repo_config
+
+    definitions = load_definitions(settings.feature_repo)  # fail here, naming the file, not in Feast
+    for view in definitions.views:
+        (settings.offline_store_dir / view).mkdir(parents=True, exist_ok=True)
+    settings.registry_path.parent.mkdir(parents=True, exist_ok=True)
+    apply_total(repo_config(settings), settings.feature_repo, skip_source_validation=True)
+    _log(f"registered {len(definitions.views)} feature views in {settings.registry_path}")
+    return 0
+
+
+# --- generate -----------------------------------------------------------------------------------
+
+def _generator_config(args: argparse.Namespace, settings: Settings):
+    from tessera.definitions import load_definitions
+    from tessera.generator import GeneratorConfig
+
+    views = load_definitions(settings.feature_repo).streaming_views()
+    # Out-of-order events stay within the tightest lateness, so they are on time for every view.
+    lateness = min(v.allowed_lateness_ms for v in views) if views else 10_000
+    return GeneratorConfig(seed=args.seed, users=args.users, campaigns=args.campaigns,
+                           duplicates=args.duplicates, out_of_order=args.out_of_order, late=args.late,
+                           invalid=args.invalid, allowed_lateness_ms=lateness)
+
+
+class _Progress:
+    def __init__(self, total: int, unit: str = "messages", every_s: float = 2.0) -> None:
+        self.total, self.unit, self.every_s = total, unit, every_s
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, done: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < self.every_s:
+            return
+        self.last = now
+        rate = done / max(now - self.started, 1e-9)
+        _log(f"  {done:,}/{self.total:,} {self.unit} ({100 * done / max(self.total, 1):.0f}%), {rate:,.0f}/s")
+
+
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from tessera.generator import EventGenerator
+
+    config = _generator_config(args, settings)
+    if args.target == "kafka":
+        from tessera.kafka_io import RatePacer, produce
+
+        count = int(args.rate * args.duration)
+        start = _parse_start(args.start)
+        generator = EventGenerator(config, start, args.rate)
+        progress = _Progress(count)
+        _log(f"producing {count:,} messages to {settings.kafka.topic} at {settings.kafka.bootstrap_servers}, "
+             f"{'paced at' if args.realtime else 'as fast as possible, event times spaced for'} {args.rate:,.0f}/s")
+        report = produce(settings, generator.batches(count, batch_size=min(10_000, max(1, int(args.rate)))),
+                         pace=RatePacer(args.rate) if args.realtime else None,
+                         progress=lambda r: progress(r.sent))
+        progress(report.sent, force=True)
+        _log(f"delivered {report.delivered:,}, failed {report.failed:,}")
+        for error in report.errors:
+            _log(f"  delivery error: {error}")
+        return 0 if report.failed == 0 else 1
+
+    from tessera.raw_history import write_events
+
+    start = _parse_start(args.start)
+    count = int(args.rate * args.days * DAY_MS / 1000)
+    generator = EventGenerator(config, start, args.rate)
+    root = settings.raw_history_dir
+    progress = _Progress(count, unit="events")
+    writer = f"gen-{args.seed}-{start}"
+    done = 0
+    per_date: dict[str, int] = {}
+    _log(f"writing {count:,} events ({args.days} day(s) from {args.start} at {args.rate}/s) to {root}")
+    for sequence, batch in enumerate(generator.batches(count, batch_size=200_000)):
+        # The raw history keeps what a consumer accepted: valid events, duplicates and late ones.
+        events = [m.event for m in batch if m.event is not None]
+        for date, n in write_events(root, events, writer, sequence).items():
+            per_date[date] = per_date.get(date, 0) + n
+        done += len(batch)
+        progress(done)
+    progress(done, force=True)
+    for date in sorted(per_date):
+        _log(f"  date={date}: {per_date[date]:,} events")
+    return 0
+
+
+# --- inspect ------------------------------------------------------------------------------------
+
+def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
+    from tessera.kafka_io import topic_message_counts
+
+    topics = [settings.kafka.topic, settings.kafka.dlq_topic]
+    for topic, count in topic_message_counts(settings, topics).items():
+        print(f"{topic:<20} {'(missing)' if count < 0 else f'{count:,} messages'}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    print(settings.model_dump_json(indent=2))
+    return 0
+
+
+# --- parser -------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tessera",
+        description="Tessera: Kafka events -> Flink aggregates -> Spark backfill -> Feast/Redis -> feature API.",
+        epilog="Configuration: tessera.toml (or --config / TESSERA_CONFIG) with TESSERA_<SECTION>__<KEY> "
+               "environment overrides, e.g. TESSERA_REDIS__PORT=6380.",
+    )
+    parser.add_argument("--config", type=Path, help="config file (default: nearest tessera.toml)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("services", help="start, stop or show the local Kafka broker and Redis",
+                       description="Real Kafka (KRaft) and Redis on loopback; remote addresses are only checked.")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.set_defaults(handler=cmd_services)
+
+    p = sub.add_parser("apply", help="register the feature repository in Feast (feast apply, with tessera's config)")
+    p.set_defaults(handler=cmd_apply)
+
+    p = sub.add_parser("generate", help="synthetic ad events to Kafka or to the raw Parquet history",
+                       description="Deterministic for a seed: Zipf-skewed users and campaigns, realistic CTR/CVR, "
+                                   "optional duplicate, out-of-order, late and invalid messages.")
+    p.add_argument("target", choices=["kafka", "history"])
+    p.add_argument("--rate", type=float, default=1000.0, help="events per second of event time (default 1000)")
+    p.add_argument("--duration", type=float, default=10.0, help="kafka: seconds of events (default 10)")
+    p.add_argument("--days", type=float, default=1.0, help="history: days of events (default 1)")
+    p.add_argument("--start", default=None, help="first event time: 'now' (kafka default) or ISO date "
+                                                 "(history default: midnight UTC, --days before today)")
+    p.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=True,
+                   help="kafka: pace sends to wall-clock time (default) or send as fast as possible")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--users", type=int, default=100_000)
+    p.add_argument("--campaigns", type=int, default=500)
+    p.add_argument("--duplicates", type=float, default=0.0, help="fraction re-sent with the same event_id")
+    p.add_argument("--out-of-order", type=float, default=0.0, help="fraction behind the stream, within lateness")
+    p.add_argument("--late", type=float, default=0.0, help="fraction later than the allowed lateness")
+    p.add_argument("--invalid", type=float, default=0.0, help="fraction of invalid messages (kafka only)")
+    p.set_defaults(handler=cmd_generate)
+
+    p = sub.add_parser("topics", help="how many messages ad_events and its dead-letter topic hold")
+    p.set_defaults(handler=cmd_topics)
+
+    p = sub.add_parser("config", help="print the effective configuration")
+    p.set_defaults(handler=cmd_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "target", None) and args.start is None:
+        today = int(time.time() * 1000) // DAY_MS * DAY_MS
+        args.start = "now" if args.target == "kafka" else \
+            datetime.fromtimestamp((today - int(args.days) * DAY_MS) / 1000, tz=timezone.utc).date().isoformat()
+    settings = load_settings(args.config)
+    try:
+        return args.handler(args, settings)
+    except KeyboardInterrupt:
+        _log("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

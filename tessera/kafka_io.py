@@ -1,0 +1,108 @@
+"""Producing generated messages to Kafka at a rate, and reading what the topics hold."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from confluent_kafka import KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from tessera.config import Settings
+from tessera.generator import Message
+
+
+@dataclass
+class ProduceReport:
+    sent: int = 0
+    delivered: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def make_producer(settings: Settings, **overrides: str) -> Producer:
+    config = {
+        "bootstrap.servers": settings.kafka.bootstrap_servers,
+        "linger.ms": 5,
+        "batch.num.messages": 10_000,
+        "compression.type": "lz4",
+        "enable.idempotence": True,  # broker-side retries must not add duplicates of their own
+        "message.timeout.ms": 30_000,
+        **settings.kafka.client_options,
+        **overrides,
+    }
+    return Producer(config)
+
+
+def produce(settings: Settings, batches: Iterable[list[Message]], topic: str | None = None,
+            pace: Callable[[int], None] | None = None,
+            progress: Callable[[ProduceReport], None] | None = None) -> ProduceReport:
+    """Send every message; `pace(n_sent)` may sleep to hold a rate. Waits for all deliveries."""
+    topic = topic or settings.kafka.topic
+    producer = make_producer(settings)
+    report = ProduceReport()
+
+    def delivered(err: object, _msg: object) -> None:
+        if err is None:
+            report.delivered += 1
+        else:
+            report.failed += 1
+            if len(report.errors) < 5:
+                report.errors.append(str(err))
+
+    for batch in batches:
+        for message in batch:
+            if pace is not None:
+                pace(report.sent)
+            while True:
+                try:
+                    producer.produce(topic, value=message.value, key=message.key, on_delivery=delivered)
+                    break
+                except BufferError:  # local queue full: let deliveries drain
+                    producer.poll(0.05)
+            report.sent += 1
+        producer.poll(0)
+        if progress is not None:
+            progress(report)
+    remaining = producer.flush(60)
+    if remaining:
+        raise KafkaException(f"{remaining} messages were not delivered within 60 s; is the broker up?")
+    return report
+
+
+def topic_message_counts(settings: Settings, topics: list[str], timeout_s: float = 10.0) -> dict[str, int]:
+    """Messages each topic holds (high minus low watermark over its partitions)."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers, **settings.kafka.client_options})
+    metadata = admin.list_topics(timeout=timeout_s)
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "tessera-inspect",
+                         "enable.auto.commit": False, **settings.kafka.client_options})
+    try:
+        counts = {}
+        for topic in topics:
+            if topic not in metadata.topics:
+                counts[topic] = -1
+                continue
+            total = 0
+            for partition in metadata.topics[topic].partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)
+                total += high - low
+            counts[topic] = total
+        return counts
+    finally:
+        consumer.close()
+
+
+class RatePacer:
+    """Holds a producer to `rate` messages per second of wall-clock time."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.started = time.monotonic()
+
+    def __call__(self, sent: int) -> None:
+        due = self.started + sent / self.rate
+        delay = due - time.monotonic()
+        if delay > 0.002:
+            time.sleep(delay)
