@@ -67,6 +67,7 @@ def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
     for view in definitions.views:
         (settings.offline_store_dir / view).mkdir(parents=True, exist_ok=True)
     settings.registry_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.path.append(str(settings.feature_repo))  # Feast imports the repo's files as top-level modules
     apply_total(repo_config(settings), settings.feature_repo, skip_source_validation=True)
     _log(f"registered {len(definitions.views)} feature views in {settings.registry_path}")
     return 0

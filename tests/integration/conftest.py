@@ -1,0 +1,58 @@
+"""Real services for integration tests, started by tessera's own `tessera services` command.
+
+Each test session runs its own Kafka and Redis on ports of its own and a state directory under
+pytest's tmp, so a developer's running stack is neither reused nor disturbed.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tessera.config import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+TESSERA = [sys.executable, "-m", "tessera.cli"]
+
+
+def stack_env(state: Path, base_port: int) -> dict[str, str]:
+    return {
+        "TESSERA_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{base_port}",
+        "TESSERA_KAFKA__CONTROLLER_PORT": str(base_port + 1),
+        "TESSERA_REDIS__PORT": str(base_port + 2),
+        "TESSERA_PATHS__STATE_DIR": str(state / "state"),
+        "TESSERA_PATHS__DATA_DIR": str(state / "data"),
+        "TESSERA_PATHS__JAR_DIR": str(ROOT / ".cache" / "jars"),
+    }
+
+
+def run_tessera(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*TESSERA, *args], cwd=ROOT, env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def settings_for(env: dict[str, str], monkeypatch: pytest.MonkeyPatch | None = None) -> Settings:
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        return load_settings(ROOT / "tessera.toml")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Environment overrides of a running Kafka + Redis for this test session."""
+    env = stack_env(tmp_path_factory.mktemp("stack"), base_port=29092)
+    started = run_tessera(env, "services", "up")
+    assert started.returncode == 0, f"tessera services up failed:\n{started.stdout}\n{started.stderr}"
+    yield env
+    stopped = run_tessera(env, "services", "down")
+    assert stopped.returncode == 0, stopped.stderr
+
+
+@pytest.fixture(scope="session")
+def stack_settings(stack: dict[str, str]) -> Settings:
+    return settings_for(stack)

@@ -1,0 +1,71 @@
+"""`tessera services up` twice is harmless; `down` leaves no process of ours behind."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import run_tessera, settings_for, stack_env
+from tessera.services.process import port_open
+
+
+def _our_pids(state_dir: Path) -> list[int]:
+    """Live processes whose command line mentions this stack's state directory or ports."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(state_dir) in cmdline:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_up_twice_then_down(tmp_path: Path) -> None:
+    env = stack_env(tmp_path, base_port=39092)
+    settings = settings_for(env)
+    first = run_tessera(env, "services", "up")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "started" in first.stdout
+    pids = sorted(int(f.read_text().split()[0]) for f in (settings.state_dir / "run").glob("*.pid"))
+    assert len(pids) == 2
+
+    second = run_tessera(env, "services", "up")
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("already running") == 2
+    assert sorted(int(f.read_text().split()[0]) for f in (settings.state_dir / "run").glob("*.pid")) == pids
+
+    status = run_tessera(env, "services", "status")
+    assert status.returncode == 0 and status.stdout.count(" up ") == 2
+
+    down = run_tessera(env, "services", "down")
+    assert down.returncode == 0, down.stderr
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or \
+            Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] == "Z", f"pid {pid} still alive"
+    assert _our_pids(settings.state_dir) == []
+    for port in (39092, 39093, 39094):
+        assert not port_open("127.0.0.1", port)
+    assert run_tessera(env, "services", "status").returncode == 3
+    # Down again stops nothing and still succeeds.
+    assert "nothing of ours" in run_tessera(env, "services", "down").stdout
+
+
+def test_up_refuses_a_port_taken_by_someone_else(tmp_path: Path) -> None:
+    import socket
+
+    env = stack_env(tmp_path, base_port=49092)
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 49094))  # the Redis port of this stack
+    squatter.listen()
+    try:
+        done = run_tessera(env, "services", "up")
+        assert done.returncode == 1
+        assert "port 49094 is taken" in done.stderr
+    finally:
+        squatter.close()
+        run_tessera(env, "services", "down")
