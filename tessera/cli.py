@@ -91,12 +91,13 @@ class _Progress:
     def __init__(self, total: int, unit: str = "messages", every_s: float = 2.0) -> None:
         self.total, self.unit, self.every_s = total, unit, every_s
         self.started = self.last = time.monotonic()
+        self.reported = -1
 
     def __call__(self, done: int, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self.last < self.every_s:
+        if (not force and now - self.last < self.every_s) or (force and done == self.reported):
             return
-        self.last = now
+        self.last, self.reported = now, done
         rate = done / max(now - self.started, 1e-9)
         _log(f"  {done:,}/{self.total:,} {self.unit} ({100 * done / max(self.total, 1):.0f}%), {rate:,.0f}/s")
 
