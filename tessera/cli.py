@@ -148,6 +148,35 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# --- batch --------------------------------------------------------------------------------------
+
+def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import date
+
+    from batch.backfill import BackfillError, backfill
+    from batch.spark_session import spark_session
+    from tessera.definitions import load_definitions
+
+    definitions = load_definitions(settings.feature_repo)
+    try:
+        start, end = date.fromisoformat(args.start), date.fromisoformat(args.end)
+    except ValueError as err:
+        _log(f"error: --start/--end must be ISO dates (YYYY-MM-DD): {err}")
+        return 2
+    began = time.monotonic()
+    spark = spark_session(settings, "tessera-backfill")
+    try:
+        backfill(spark, settings, definitions, start, end, views=args.views.split(",") if args.views else None,
+                 say=_log)
+    except BackfillError as err:
+        _log(f"error: {err}")
+        return 1
+    finally:
+        spark.stop()
+    _log(f"backfill done in {time.monotonic() - began:.1f} s")
+    return 0
+
+
 # --- inspect ------------------------------------------------------------------------------------
 
 def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
@@ -203,6 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--late", type=float, default=0.0, help="fraction later than the allowed lateness")
     p.add_argument("--invalid", type=float, default=0.0, help="fraction of invalid messages (kafka only)")
     p.set_defaults(handler=cmd_generate)
+
+    p = sub.add_parser("backfill", help="rebuild the offline store from the raw history with Spark",
+                       description="Writes value(k, t) change points for every day in [--start, --end]; "
+                                   "re-running a range replaces it. Spark master from [spark] in tessera.toml.")
+    p.add_argument("--start", required=True, help="first UTC date, YYYY-MM-DD")
+    p.add_argument("--end", required=True, help="last UTC date, YYYY-MM-DD (inclusive)")
+    p.add_argument("--views", help="comma-separated views (default: all)")
+    p.set_defaults(handler=cmd_backfill)
 
     p = sub.add_parser("topics", help="how many messages ad_events and its dead-letter topic hold")
     p.set_defaults(handler=cmd_topics)

@@ -74,6 +74,16 @@ class PathSettings(BaseModel):
     jar_dir: Path = Path(".cache/jars")
 
 
+class SparkSettings(BaseModel):
+    """Local mode by default; any Spark master (spark://, yarn, k8s://) by configuration."""
+
+    master: str = "local[2]"
+    driver_memory: str = "2g"
+    shuffle_partitions: int = 4
+    # Extra Spark properties passed through as they are, e.g. {"spark.executor.memory": "4g"}.
+    conf: dict[str, str] = {}
+
+
 class FeastSettings(BaseModel):
     repo: Path = Path("feature_repo")
     project: str = "tessera"
@@ -103,6 +113,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     paths: PathSettings = PathSettings()
     feast: FeastSettings = FeastSettings()
+    spark: SparkSettings = SparkSettings()
     # The folder relative paths are resolved against (the config file's folder).
     root: Path = Path(".")
 
