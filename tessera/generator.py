@@ -21,7 +21,7 @@ Kind = Literal["valid", "duplicate", "out_of_order", "late", "invalid"]
 KINDS: tuple[Kind, ...] = ("valid", "duplicate", "out_of_order", "late", "invalid")
 INVALID_SHAPES = ("not_json", "not_object", "missing_field", "wrong_type", "empty_event_id",
                   "unknown_event_type", "negative_value", "future_event_time")
-_DUP_LOOKBACK = 1_000  # a duplicate repeats one of the last this-many valid events
+_DUP_LOOKBACK = 1_000  # a duplicate repeats one of the last this-many in-order events...
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,9 @@ class EventGenerator:
         self._max_time = start_ms - 1
         self._recent: list[Message] = []
         self._id_prefix = f"{config.seed:x}-{start_ms:x}"
+        # ...and no older than half the allowed lateness, as a producer's retry is: so a duplicate
+        # is itself on time, and only the `late` kind is late.
+        self._dup_lookback = max(1, min(_DUP_LOOKBACK, int(rate_per_s * config.allowed_lateness_ms / 2000)))
 
     def take(self, count: int) -> list[Message]:
         """The next `count` messages."""
@@ -110,18 +113,20 @@ class EventGenerator:
         out: list[Message] = []
         for j in range(n):
             kind: Kind = KINDS[int(kinds[j])]
-            if kind == "duplicate" and not self._recent:
-                kind = "valid"  # nothing to repeat yet
+            if kind in ("duplicate", "late", "out_of_order") and not self._recent:
+                kind = "valid"  # nothing to repeat, and no stream clock to be behind, yet
             if kind == "duplicate":
-                source = self._recent[-min(int(dup_pick[j]), len(self._recent))]
+                source = self._recent[-min(1 + int(dup_pick[j]) % self._dup_lookback, len(self._recent))]
                 out.append(Message(source.key, source.value, "duplicate", source.event))
                 continue
             t = int(base[j])
             if kind == "out_of_order":
-                # Behind the newest event but within the allowed lateness, so still on time.
-                t = max(self._max_time, t) - int(jitter[j] * 0.9 * c.allowed_lateness_ms)
+                # Behind the newest event sent (by at least 1 ms) but within the allowed lateness, so
+                # still on time. Relative to the newest event, not to this message's own time, which
+                # at low rates can be ahead of it.
+                t = self._max_time - 1 - int(jitter[j] * 0.9 * max(0, c.allowed_lateness_ms - 1))
             elif kind == "late":
-                t = max(self._max_time, t) - c.allowed_lateness_ms - int(late_extra_ms[j])
+                t = self._max_time - c.allowed_lateness_ms - int(late_extra_ms[j])
             event_type = EVENT_TYPES[int(types[j])]
             cost = {"impression": impression_cost[j], "click": click_cost[j]}.get(event_type, 0.0)
             event = AdEvent(
@@ -140,7 +145,8 @@ class EventGenerator:
             message = Message(event.key, event.to_json_bytes(), kind, event)
             out.append(message)
             self._max_time = max(self._max_time, t)
-            self._recent.append(message)
+            if kind == "valid":
+                self._recent.append(message)
             if len(self._recent) > 2 * _DUP_LOOKBACK:
                 del self._recent[:_DUP_LOOKBACK]
         self._next_index += n

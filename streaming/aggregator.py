@@ -1,0 +1,179 @@
+"""One key's windowed aggregates, kept exactly, as the streaming job holds them in keyed state.
+
+Pure Python (no Flink), so the rules are unit-tested against a brute force without a cluster.
+Every event falls into one bucket per window, named by its leave boundary ceil_g(t + w); the
+running total of a window is the sum of its buckets whose boundary is still ahead. Totals are kept
+in Decimal (exact for any float cost), so removing a bucket cancels exactly and a quiet key decays
+to 0, never to a rounding residue.
+
+`as_of` only moves forward per key: an emission is value(k, as_of) computed from every event of the
+key received so far, and a correction for an out-of-order event is emitted at a later `as_of`, so
+the newest row in the online store is always the best-known value for its own instant.
+"""
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from decimal import Decimal, localcontext
+from typing import Any
+
+from tessera.definitions import Feature, WindowedView
+from tessera.windows import format_duration, leave_boundary
+
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class ViewPlan:
+    """What the aggregator needs of a view, compiled once from its declaration."""
+
+    view: str
+    key_field: str
+    granularity_ms: int
+    allowed_lateness_ms: int
+    windows: tuple[int, ...]                        # distinct window lengths
+    # per window: the additive features in it, as (name, op, column, where-items)
+    slots: dict[int, tuple[tuple[str, str, str | None, tuple[tuple[str, str], ...]], ...]]
+    ratios: tuple[tuple[str, str, str], ...]         # (feature, numerator feature, denominator feature)
+    order: tuple[str, ...]                           # every feature name, in declaration order
+    max_window_ms: int
+
+    @classmethod
+    def compile(cls, view: WindowedView) -> "ViewPlan":
+        additive = [f for f in view.features if f.aggregation.operation in ("count", "sum")]
+        unsupported = [f.ref for f in view.features if f.aggregation.operation not in ("count", "sum", "ratio")]
+        if unsupported or view.kind != "streaming":
+            raise ValueError(f"view {view.name!r} cannot be streamed: {unsupported or view.kind}")
+        windows = tuple(sorted({f.window_ms for f in additive}))
+        slots = {w: tuple((f.name, f.aggregation.operation, f.aggregation.column,
+                           tuple(sorted(f.aggregation.where.items())))
+                          for f in additive if f.window_ms == w) for w in windows}
+        ratios = []
+        for f in view.features:
+            if f.aggregation.operation == "ratio":
+                suffix = format_duration(f.window_ms)
+                ratios.append((f.name, f"{f.aggregation.numerator}_{suffix}", f"{f.aggregation.denominator}_{suffix}"))
+        return cls(view.name, view.entity.join_key, view.granularity_ms, view.allowed_lateness_ms, windows,
+                   slots, tuple(ratios), tuple(f.name for f in view.features), max(windows))
+
+    def contributions(self, event: dict[str, Any], window: int) -> list[Any]:
+        out: list[Any] = []
+        for _name, op, column, where in self.slots[window]:
+            hit = all(event.get(k) == v for k, v in where)
+            if op == "count":
+                out.append(1 if hit else 0)
+            else:
+                out.append(Decimal(event[column]) if hit else _ZERO)
+        return out
+
+
+@dataclass
+class KeyAggregator:
+    """All a key needs: per window its open buckets (by leave boundary, with a heap of the
+    boundaries) and running totals, the event ids it has counted, and the last as_of emitted.
+    Pickled whole into Flink's keyed state."""
+
+    buckets: dict[int, dict[int, list[Any]]] = field(default_factory=dict)
+    heads: dict[int, list[int]] = field(default_factory=dict)
+    totals: dict[int, list[Any]] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=dict)          # event_id -> when it may be forgotten
+    forget_at: dict[int, list[str]] = field(default_factory=dict)
+    last_as_of: int = -1
+    max_event_time: int = -1
+
+    def add(self, plan: ViewPlan, event: dict[str, Any]) -> list[int] | None:
+        """Count the event; returns the new leave boundaries (for timers), or None for a duplicate."""
+        event_id = event["event_id"]
+        if event_id in self.seen:
+            return None
+        t = event["event_time"]
+        new_boundaries = []
+        with localcontext() as ctx:
+            ctx.prec = 60
+            for w in plan.windows:
+                leave = leave_boundary(t, w, plan.granularity_ms)
+                if leave <= self.last_as_of:
+                    continue  # it has already left this window for every instant still to come
+                values = plan.contributions(event, w)
+                window_buckets = self.buckets.setdefault(w, {})
+                totals = self.totals.setdefault(w, [0 if op == "count" else _ZERO
+                                                    for _n, op, _c, _w in plan.slots[w]])
+                bucket = window_buckets.get(leave)
+                if bucket is None:
+                    window_buckets[leave] = list(values)
+                    heapq.heappush(self.heads.setdefault(w, []), leave)
+                    new_boundaries.append(leave)
+                else:
+                    for i, v in enumerate(values):
+                        bucket[i] += v
+                for i, v in enumerate(values):
+                    totals[i] += v
+        # Remembered while any window could still hold it; a later copy is late anyway.
+        forget = leave_boundary(t, plan.max_window_ms, plan.granularity_ms)
+        self.seen[event_id] = forget
+        self.forget_at.setdefault(forget, []).append(event_id)
+        self.max_event_time = max(self.max_event_time, t)
+        return new_boundaries
+
+    def advance(self, as_of: int) -> None:
+        """Drop everything that has left the windows by `as_of` (which only moves forward)."""
+        with localcontext() as ctx:
+            ctx.prec = 60
+            for w, heap in self.heads.items():
+                window_buckets, totals = self.buckets[w], self.totals[w]
+                while heap and heap[0] <= as_of:
+                    for i, v in enumerate(window_buckets.pop(heapq.heappop(heap))):
+                        totals[i] -= v
+        for when in [b for b in self.forget_at if b <= as_of] if len(self.forget_at) else []:
+            for event_id in self.forget_at.pop(when):
+                self.seen.pop(event_id, None)
+        self.last_as_of = as_of
+
+    def values(self, plan: ViewPlan) -> dict[str, Any]:
+        """value(k, last_as_of): ints for counts, floats for sums, ratios None when undefined."""
+        out: dict[str, Any] = {}
+        for w in plan.windows:
+            totals = self.totals.get(w)
+            for i, (name, op, _c, _wh) in enumerate(plan.slots[w]):
+                v = totals[i] if totals else 0
+                out[name] = int(v) if op == "count" else float(v)
+        for name, num, den in plan.ratios:
+            out[name] = None if not out[den] else out[num] / out[den]
+        return {name: out[name] for name in plan.order}
+
+    def is_empty(self) -> bool:
+        return not any(self.heads.values()) and not self.seen
+
+
+def next_as_of(agg: KeyAggregator, candidate: int) -> int:
+    """The instant of the next emission: the candidate, but strictly after the last one."""
+    return max(candidate, agg.last_as_of + 1, agg.max_event_time)
+
+
+@dataclass(frozen=True)
+class FeatureRow:
+    """One online value: value(key, as_of) of every feature of the view."""
+
+    view: str
+    key: int
+    as_of: int
+    values: dict[str, Any]
+
+
+def on_event(plan: ViewPlan, agg: KeyAggregator, key: int, event: dict[str, Any]
+             ) -> tuple[FeatureRow | None, list[int]]:
+    """Count an on-time event; returns the row to emit (None for a duplicate) and timers to set."""
+    boundaries = agg.add(plan, event)
+    if boundaries is None:
+        return None, []
+    as_of = next_as_of(agg, event["event_time"])
+    agg.advance(as_of)
+    return FeatureRow(plan.view, key, as_of, agg.values(plan)), boundaries
+
+
+def on_timer(plan: ViewPlan, agg: KeyAggregator, key: int, boundary: int) -> FeatureRow | None:
+    """The stream clock passed a leave boundary: emit the decayed value unless already newer."""
+    if agg.last_as_of >= boundary:
+        return None
+    agg.advance(boundary)
+    return FeatureRow(plan.view, key, boundary, agg.values(plan))
