@@ -167,6 +167,8 @@ class WindowedView:
                 parse_duration(text)
             except ValueError as err:
                 raise DefinitionError(f"{owner}: {label}: {err}") from None
+        if self.granularity_ms <= 0:
+            raise DefinitionError(f"{owner}: granularity={self.granularity!r} must be longer than 0")
         if self.kind == "daily" and self.granularity_ms != DAY_MS:
             raise DefinitionError(f"{owner}: a daily view has granularity '1d', not {self.granularity!r}")
         if not self.aggregations:
@@ -185,6 +187,8 @@ class WindowedView:
                     length = parse_duration(w)
                 except ValueError as err:
                     raise DefinitionError(f"{where}: windows: {err}") from None
+                if length <= 0:
+                    raise DefinitionError(f"{where}: window {w!r} must be longer than 0")
                 if length % self.granularity_ms and self.kind == "daily":
                     raise DefinitionError(f"{where}: window {w!r} is not a whole number of days")
             if agg.operation == "sum" and not agg.column:
