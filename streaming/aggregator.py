@@ -13,6 +13,7 @@ the newest row in the online store is always the best-known value for its own in
 from __future__ import annotations
 
 import heapq
+import json
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from typing import Any
@@ -158,6 +159,15 @@ class FeatureRow:
     key: int
     as_of: int
     values: dict[str, Any]
+
+    def to_json(self) -> str:
+        return json.dumps({"view": self.view, "key": self.key, "as_of": self.as_of, "values": self.values},
+                          separators=(",", ":"))
+
+    @staticmethod
+    def from_json(raw: bytes | str) -> "FeatureRow":
+        obj = json.loads(raw)
+        return FeatureRow(obj["view"], obj["key"], obj["as_of"], obj["values"])
 
 
 def on_event(plan: ViewPlan, agg: KeyAggregator, key: int, event: dict[str, Any]

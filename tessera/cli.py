@@ -177,6 +177,39 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# --- serve --------------------------------------------------------------------------------------
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from serving.server import serve
+
+    return serve(settings, config_file=args.config, host=args.host, port=args.port, workers=args.workers,
+                 log_level=args.log_level, access_log=args.access_log)
+
+
+# --- streaming ----------------------------------------------------------------------------------
+
+def cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
+    from streaming import control
+    from tessera.services.process import ServiceError
+
+    try:
+        if args.action == "start":
+            for line in control.start(settings, from_checkpoint=args.from_checkpoint):
+                print(line)
+        elif args.action == "stop":
+            for line in control.stop(settings, kill=args.kill):
+                print(line)
+    except ServiceError as err:
+        _log(f"error: {err}")
+        return 1
+    for name, proc in control.processes(settings).items():
+        pid = proc.pid()
+        print(f"{name:<12} {'running, pid ' + str(pid) if pid else 'not running'}")
+    for lag in control.lags(settings):
+        print(f"{lag.group:<16} {lag.topic:<18} committed {lag.committed:,} of {lag.end:,} (behind {lag.behind:,})")
+    return 0
+
+
 # --- inspect ------------------------------------------------------------------------------------
 
 def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
@@ -233,6 +266,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--invalid", type=float, default=0.0, help="fraction of invalid messages (kafka only)")
     p.set_defaults(handler=cmd_generate)
 
+    p = sub.add_parser("stream", help="start, stop or show the Flink job and the online-store writer",
+                       description="The PyFlink job runs on a local mini-cluster by default (remote: [flink] conf "
+                                   "execution.target=remote, rest.address, rest.port); the sink writes its rows "
+                                   "into Feast's Redis online store and the offline store. A restarted job resumes "
+                                   "from its newest retained checkpoint.")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument("--from-checkpoint", default="auto", help="start: auto (default), none, or a checkpoint path")
+    p.add_argument("--kill", action="store_true", help="stop: kill at once instead of a graceful stop")
+    p.set_defaults(handler=cmd_stream)
+
     p = sub.add_parser("backfill", help="rebuild the offline store from the raw history with Spark",
                        description="Writes value(k, t) change points for every day in [--start, --end]; "
                                    "re-running a range replaces it. Spark master from [spark] in tessera.toml.")
@@ -243,6 +286,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("topics", help="how many messages ad_events and its dead-letter topic hold")
     p.set_defaults(handler=cmd_topics)
+
+    p = sub.add_parser("serve", help="run the feature API (FastAPI on uvicorn, one worker per core)",
+                       description="GET /features/{entity}/{id}, POST /features/{entity}, /health, /metrics, /docs. "
+                                   "Defaults from [serving] in tessera.toml; the registry is reloaded when "
+                                   "`tessera apply` changes it. API key: TESSERA_API_KEY.")
+    p.add_argument("--host", help="address to bind (default: [serving] host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: [serving] port, 8000)")
+    p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--access-log", action="store_true", help="log every request (off: it costs throughput)")
+    p.set_defaults(handler=cmd_serve)
 
     p = sub.add_parser("config", help="print the effective configuration")
     p.set_defaults(handler=cmd_config)

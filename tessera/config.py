@@ -32,6 +32,8 @@ class KafkaSettings(BaseModel):
     controller_port: int = 9093
     topic: str = "ad_events"
     dlq_topic: str = "ad_events.dlq"
+    late_topic: str = "ad_events.late"            # events later than the allowed lateness, for the record
+    features_topic: str = "tessera.features"      # rows from the Flink job to the online-store writer
     partitions: int = 2
     heap: str = "512m"
     # Passed through to every client, e.g. {"security.protocol": "SASL_SSL", "sasl.mechanism": ...}.
@@ -74,6 +76,26 @@ class PathSettings(BaseModel):
     jar_dir: Path = Path(".cache/jars")
 
 
+class FlinkSettings(BaseModel):
+    """The streaming job: a local mini-cluster by default; a remote cluster by `execution.target`
+    ("remote") with `rest.address`/`rest.port` in `conf`."""
+
+    python: Path = Path(".venv-flink/bin/python")   # the Flink job's own environment
+    parallelism: int = 1
+    checkpoint_interval_ms: int = 5_000
+    # Extra Flink configuration passed through, e.g. {"execution.target": "remote", "rest.address": "jm"}.
+    conf: dict[str, str] = {}
+
+
+class SinkSettings(BaseModel):
+    """The writer after the Flink job: batches rows into Feast's Redis online store and the offline store."""
+
+    batch_rows: int = 5_000
+    batch_ms: int = 100
+    archive_batch_events: int = 200_000
+    archive_batch_ms: int = 10_000
+
+
 class SparkSettings(BaseModel):
     """Local mode by default; any Spark master (spark://, yarn, k8s://) by configuration."""
 
@@ -82,6 +104,21 @@ class SparkSettings(BaseModel):
     shuffle_partitions: int = 4
     # Extra Spark properties passed through as they are, e.g. {"spark.executor.memory": "4g"}.
     conf: dict[str, str] = {}
+
+
+class ServingSettings(BaseModel):
+    """The feature API (`tessera serve`). The API key may also come from TESSERA_API_KEY."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 0  # 0: one worker process per core
+    api_key: SecretStr | None = None
+    # Connect and read timeout towards Redis: a dead or hung Redis answers 503 in about this long.
+    redis_timeout_ms: int = 50
+    redis_max_connections: int = 256  # per worker
+    max_batch_ids: int = 1000
+    registry_poll_ms: int = 500
+    graceful_shutdown_s: float = 10.0
 
 
 class FeastSettings(BaseModel):
@@ -114,6 +151,9 @@ class Settings(BaseSettings):
     paths: PathSettings = PathSettings()
     feast: FeastSettings = FeastSettings()
     spark: SparkSettings = SparkSettings()
+    serving: ServingSettings = ServingSettings()
+    flink: FlinkSettings = FlinkSettings()
+    sink: SinkSettings = SinkSettings()
     # The folder relative paths are resolved against (the config file's folder).
     root: Path = Path(".")
 
@@ -133,7 +173,8 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     def resolve(self, path: Path) -> Path:
-        return path if path.is_absolute() else (self.root / path).resolve()
+        # normpath, not resolve(): a venv's python is a symlink that must stay one.
+        return path if path.is_absolute() else Path(os.path.normpath(self.root / path))
 
     @property
     def state_dir(self) -> Path:

@@ -167,8 +167,10 @@ class KafkaBroker:
         k = self.settings.kafka
         admin = kafka_admin(self.settings)
         existing = admin.list_topics(timeout=10).topics
-        wanted = [NewTopic(t, num_partitions=k.partitions, replication_factor=1)
-                  for t in (k.topic, k.dlq_topic) if t not in existing]
+        # Feature rows go through one partition: the writer must apply a key's rows in order.
+        partitions = {k.topic: k.partitions, k.dlq_topic: k.partitions, k.late_topic: 1, k.features_topic: 1}
+        wanted = [NewTopic(t, num_partitions=n, replication_factor=1)
+                  for t, n in partitions.items() if t not in existing]
         if not wanted:
             return
         for topic, future in admin.create_topics(wanted, operation_timeout=30).items():

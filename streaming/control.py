@@ -1,0 +1,91 @@
+"""`tessera stream start|stop|status`: the Flink job (in .venv-flink) and the sink (here) as
+background processes, with pid files and logs beside the other services."""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from tessera.config import Settings
+from tessera.services.process import ManagedProcess, ServiceError
+
+
+@dataclass(frozen=True)
+class Lag:
+    group: str
+    topic: str
+    committed: int
+    end: int
+
+    @property
+    def behind(self) -> int:
+        return self.end - self.committed
+
+
+def _process(settings: Settings, name: str) -> ManagedProcess:
+    return ManagedProcess(name, settings.state_dir / "run", settings.state_dir / "logs" / f"{name}.log")
+
+
+def processes(settings: Settings) -> dict[str, ManagedProcess]:
+    return {"stream-job": _process(settings, "stream-job"), "stream-sink": _process(settings, "stream-sink")}
+
+
+def start(settings: Settings, from_checkpoint: str = "auto") -> list[str]:
+    flink_python = settings.resolve(settings.flink.python)
+    if not flink_python.exists():
+        raise ServiceError(f"the Flink environment {flink_python} is missing: run scripts/setup.sh")
+    env = {"TESSERA_CONFIG": os.environ.get("TESSERA_CONFIG", str(settings.root / "tessera.toml"))}
+    said = []
+    procs = processes(settings)
+    commands = {
+        "stream-job": [str(flink_python), "-m", "streaming.job", "--from-checkpoint", from_checkpoint],
+        "stream-sink": [sys.executable, "-m", "streaming.sink"],
+    }
+    for name, command in commands.items():
+        proc = procs[name]
+        if proc.pid() is not None:
+            said.append(f"{name:<12} already running (pid {proc.pid()}), log {proc.log_file}")
+            continue
+        pid = proc.start(command, env=env, cwd=settings.root)
+        said.append(f"{name:<12} started (pid {pid}), log {proc.log_file}")
+    return said
+
+
+def stop(settings: Settings, kill: bool = False) -> list[str]:
+    said = []
+    for name, proc in processes(settings).items():
+        stopped = proc.stop(timeout_s=0.5 if kill else 30)
+        said.append(f"{name:<12} {'stopped' if stopped else 'not running'}")
+    return said
+
+
+def lags(settings: Settings) -> list[Lag]:
+    """Committed offset vs end offset for the job, the online writer and the archiver."""
+    from streaming.consumer_groups import ARCHIVE as ARCHIVE_GROUP, JOB as GROUP_ID, SINK as SINK_GROUP
+
+    k = settings.kafka
+    out = []
+    for group, topic in ((GROUP_ID, k.topic), (SINK_GROUP, k.features_topic), (ARCHIVE_GROUP, k.topic)):
+        consumer = Consumer({"bootstrap.servers": k.bootstrap_servers, "group.id": group,
+                             "enable.auto.commit": False, **k.client_options})
+        try:
+            meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if meta is None or meta.error is not None:
+                continue
+            parts = [TopicPartition(topic, p) for p in meta.partitions]
+            try:
+                committed = consumer.committed(parts, timeout=10)
+            except KafkaException as err:  # e.g. the group coordinator is still loading
+                print(f"{group}: committed offsets not available yet ({err.args[0].str()})", file=sys.stderr)
+                continue
+            total_committed = total_end = 0
+            for tp in committed:
+                _low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
+                total_end += high
+                total_committed += max(tp.offset, 0)
+            out.append(Lag(group, topic, total_committed, total_end))
+        finally:
+            consumer.close()
+    return out

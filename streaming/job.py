@@ -1,0 +1,226 @@
+"""The PyFlink job: ad_events -> validated, de-duplicated, windowed aggregates -> feature rows.
+
+Compiled from feature_repo/views.py: one keyed aggregation per streaming view. Runs in the Flink
+environment (.venv-flink) and talks to the rest of the platform only through Kafka:
+  ad_events        -> (this job) -> tessera.features  (rows: view, key, as_of, values)
+                                 -> ad_events.dlq     (invalid messages: original bytes + reason)
+                                 -> ad_events.late    (events later than the allowed lateness)
+Event time comes from `event_time`; the watermark is the newest event time seen, and an event more
+than the view's allowed lateness behind it is late. Checkpoints hold the Kafka offsets and every
+key's state, so a restarted job resumes where it left off.
+
+    python -m streaming.job [--bounded] [--from-checkpoint auto|PATH|none]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+from pyflink.common import Configuration, Duration, Types, WatermarkStrategy
+from pyflink.common.serialization import ByteArraySchema, SimpleStringSchema
+from pyflink.common.watermark_strategy import TimestampAssigner
+from pyflink.datastream import (KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext,
+                                StreamExecutionEnvironment)
+from pyflink.datastream.connectors.base import DeliveryGuarantee
+from pyflink.datastream.connectors.kafka import (KafkaOffsetResetStrategy, KafkaOffsetsInitializer,
+                                                 KafkaRecordSerializationSchema, KafkaSink, KafkaSource)
+from pyflink.datastream.state import ValueStateDescriptor
+
+from streaming.aggregator import KeyAggregator, ViewPlan, on_event, on_timer
+from streaming.dead_letters import StreamValidator, envelope
+from tessera.config import Settings, load_settings
+from tessera.definitions import load_definitions
+from tessera.events import AdEvent
+
+DLQ = OutputTag("dlq", Types.STRING())
+LATE = OutputTag("late", Types.STRING())
+from streaming.consumer_groups import JOB as GROUP_ID
+
+
+class Validate(ProcessFunction):
+    """Bytes in; event dicts out; invalid messages to the dead-letter side output."""
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.validator = StreamValidator()
+        group = runtime_context.get_metrics_group()
+        self.invalid = group.counter("invalid_messages")
+
+    def process_element(self, value: bytes, ctx: ProcessFunction.Context) -> Iterable[Any]:
+        raw = bytes(value)
+        result = self.validator.check(raw)
+        if isinstance(result, AdEvent):
+            yield {"event_id": result.event_id, "event_type": result.event_type, "event_time": result.event_time,
+                   "user_id": result.user_id, "ad_id": result.ad_id, "campaign_id": result.campaign_id,
+                   "cost": result.cost}
+        else:
+            self.invalid.inc()
+            yield DLQ, envelope(raw, result, self.validator.clock_ms)
+
+
+class EventTime(TimestampAssigner):
+    def extract_timestamp(self, value: dict[str, Any], record_timestamp: int) -> int:
+        return value["event_time"]
+
+
+class Aggregate(KeyedProcessFunction):
+    """Every streaming view in one keyed operator, keyed by "view:entity id" (one Python operator
+    instead of one per view: half the serialization between the JVM and Python). Keyed state is a
+    KeyAggregator; timers fire at leave boundaries."""
+
+    def __init__(self, plans: list[ViewPlan]) -> None:
+        self.plans = {p.view: p for p in plans}
+        self.first = plans[0].view  # late events are reported once, by the first view
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.state = runtime_context.get_state(ValueStateDescriptor("aggregates", Types.PICKLED_BYTE_ARRAY()))
+        group = runtime_context.get_metrics_group()
+        self.late = group.counter("late_events")
+        self.duplicates = group.counter("duplicate_events")
+        self.rows = group.counter("rows_emitted")
+
+    def process_element(self, item: tuple[str, int, dict[str, Any]], ctx: KeyedProcessFunction.Context
+                        ) -> Iterable[Any]:
+        view, key, event = item
+        plan = self.plans[view]
+        watermark = ctx.timer_service().current_watermark()
+        if watermark > 0 and event["event_time"] < watermark - plan.allowed_lateness_ms:
+            if view == self.first:
+                self.late.inc()
+                yield LATE, json.dumps({**event, "watermark": watermark}, separators=(",", ":"))
+            return
+        agg = self.state.value() or KeyAggregator()
+        row, timers = on_event(plan, agg, key, event)
+        if row is None:
+            self.duplicates.inc()
+            return
+        for boundary in timers:
+            ctx.timer_service().register_event_time_timer(boundary)
+        self.state.update(agg)
+        self.rows.inc()
+        yield row.to_json()
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterable[Any]:
+        agg = self.state.value()
+        if agg is None:
+            return
+        view, _, key = ctx.get_current_key().partition(":")
+        row = on_timer(self.plans[view], agg, int(key), timestamp)
+        if agg.is_empty():
+            self.state.clear()  # nothing left in any window: the zero row below is the last word
+        else:
+            self.state.update(agg)
+        if row is not None:
+            self.rows.inc()
+            yield row.to_json()
+
+
+def fan_out(plans: list[ViewPlan]):
+    """event -> one (view, key, event) per streaming view."""
+    def split(event: dict[str, Any]) -> Iterable[tuple[str, int, dict[str, Any]]]:
+        for plan in plans:
+            yield plan.view, event[plan.key_field], event
+    return split
+
+
+def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The newest completed checkpoint (one with _metadata) under any job id."""
+    done = [p.parent for p in checkpoint_dir.glob("*/chk-*/_metadata")]
+    return max(done, key=lambda p: (p.stat().st_mtime, int(p.name.split("-")[1])), default=None)
+
+
+def flink_configuration(settings: Settings, restore_from: Path | None) -> Configuration:
+    state = settings.state_dir / "flink"
+    conf = Configuration()
+    conf.set_string("pipeline.jars", ";".join(f"file://{j}" for j in sorted((settings.jar_dir / "flink").glob("*.jar"))))
+    conf.set_string("python.executable", sys.executable)
+    conf.set_string("python.client.executable", sys.executable)
+    conf.set_string("parallelism.default", str(settings.flink.parallelism))
+    conf.set_string("execution.checkpointing.interval", f"{settings.flink.checkpoint_interval_ms} ms")
+    conf.set_string("execution.checkpointing.dir", f"file://{state / 'checkpoints'}")
+    conf.set_string("state.checkpoints.dir", f"file://{state / 'checkpoints'}")
+    conf.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
+    conf.set_string("execution.checkpointing.num-retained", "3")
+    conf.set_string("state.backend.type", "hashmap")
+    # Small bundles keep freshness in the tens of milliseconds; the state cache keeps hot keys in Python.
+    conf.set_string("python.fn-execution.bundle.size", "1000")
+    conf.set_string("python.fn-execution.bundle.time", "50")
+    conf.set_string("python.state.cache-size", "100000")
+    conf.set_string("pipeline.auto-watermark-interval", "100 ms")
+    conf.set_string("taskmanager.memory.process.size", "1600m")
+    conf.set_string("rest.bind-address", "127.0.0.1")
+    if restore_from is not None:
+        conf.set_string("execution.state-recovery.path", str(restore_from))
+    for key, value in settings.flink.conf.items():
+        conf.set_string(key, value)
+    return conf
+
+
+def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool, views: list[str] | None = None) -> None:
+    k = settings.kafka
+    definitions = load_definitions(settings.feature_repo)
+    source_builder = (KafkaSource.builder()
+                      .set_bootstrap_servers(k.bootstrap_servers)
+                      .set_topics(k.topic)
+                      .set_group_id(GROUP_ID)
+                      .set_starting_offsets(KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST))
+                      .set_value_only_deserializer(ByteArraySchema())
+                      .set_property("commit.offsets.on.checkpoint", "true")
+                      .set_properties(dict(k.client_options)))
+    if bounded:
+        source_builder = source_builder.set_bounded(KafkaOffsetsInitializer.latest())
+    raw = env.from_source(source_builder.build(), WatermarkStrategy.no_watermarks(), "ad_events")
+
+    validated = raw.process(Validate(), output_type=Types.PICKLED_BYTE_ARRAY()).name("validate")
+    events = validated.assign_timestamps_and_watermarks(
+        WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner(EventTime())
+        .with_idleness(Duration.of_seconds(30)))
+
+    chosen = [v for v in definitions.streaming_views() if not views or v.name in views]
+    if not chosen:
+        raise SystemExit(f"no streaming views to run (asked for {views})")
+    plans = [ViewPlan.compile(v) for v in chosen]
+    aggregated = (events.flat_map(fan_out(plans), output_type=Types.PICKLED_BYTE_ARRAY()).name("per view")
+                  .key_by(lambda item: f"{item[0]}:{item[1]}", key_type=Types.STRING())
+                  .process(Aggregate(plans), output_type=Types.STRING())
+                  .name("aggregate " + ", ".join(p.view for p in plans)))
+    rows, late = aggregated, aggregated.get_side_output(LATE)
+
+    def sink(topic: str) -> KafkaSink:
+        return (KafkaSink.builder().set_bootstrap_servers(k.bootstrap_servers)
+                .set_record_serializer(KafkaRecordSerializationSchema.builder().set_topic(topic)
+                                       .set_value_serialization_schema(SimpleStringSchema()).build())
+                .set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE)
+                .set_property("linger.ms", "5")
+                .build())
+
+    rows.sink_to(sink(k.features_topic)).name("feature rows")
+    validated.get_side_output(DLQ).sink_to(sink(k.dlq_topic)).name("dead letters")
+    late.sink_to(sink(k.late_topic)).name("late events")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="streaming.job", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bounded", action="store_true", help="stop at the offsets that exist at start")
+    parser.add_argument("--from-checkpoint", default="auto",
+                        help="'auto' (newest retained checkpoint, default), 'none', or a checkpoint path")
+    parser.add_argument("--views", help="comma-separated streaming views (default: all)")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    restore = None
+    if args.from_checkpoint == "auto":
+        restore = latest_checkpoint(settings.state_dir / "flink" / "checkpoints")
+    elif args.from_checkpoint != "none":
+        restore = Path(args.from_checkpoint)
+    print(f"[stream] starting: kafka {settings.kafka.bootstrap_servers} topic {settings.kafka.topic}, "
+          f"restore from {restore or 'nothing (committed offsets or earliest)'}", flush=True)
+    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(settings, restore))
+    build(env, settings, args.bounded, args.views.split(",") if args.views else None)
+    env.execute("tessera-stream")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""The process after the Flink job (runs in the platform environment, beside Feast):
+
+  tessera.features -> Feast's Redis online store + the offline store   (group tessera-sink)
+  ad_events        -> the raw Parquet history, valid events only         (group tessera-archive)
+
+Offsets are committed only after a batch is written, so a crash replays rather than loses.
+    python -m streaming.sink
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, Message
+
+from streaming.aggregator import FeatureRow
+from streaming.dead_letters import StreamValidator
+from streaming.online_writer import OnlineOfflineWriter
+from tessera.config import Settings, load_settings
+from tessera.definitions import load_definitions
+from tessera.events import AdEvent
+from tessera.raw_history import write_events
+
+from streaming.consumer_groups import ARCHIVE as ARCHIVE_GROUP, SINK as SINK_GROUP
+
+
+def _consumer(settings: Settings, group: str, topic: str) -> Consumer:
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": group,
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         **settings.kafka.client_options})
+    consumer.subscribe([topic])
+    return consumer
+
+
+def _batch_name(messages: list[Message]) -> str:
+    first, last = messages[0], messages[-1]
+    return f"p{first.partition()}-{first.offset()}-{last.offset()}"
+
+
+def _good(messages: list[Message]) -> list[Message]:
+    out = []
+    for m in messages:
+        if m.error() is None:
+            out.append(m)
+        elif m.error().code() != KafkaError._PARTITION_EOF:
+            print(f"[sink] kafka error: {m.error()}", file=sys.stderr, flush=True)
+    return out
+
+
+class Sink:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.writer = OnlineOfflineWriter(settings, load_definitions(settings.feature_repo))
+        self.features = _consumer(settings, SINK_GROUP, settings.kafka.features_topic)
+        self.archive = _consumer(settings, ARCHIVE_GROUP, settings.kafka.topic)
+        self.validator = StreamValidator()
+        self.pending: list[AdEvent] = []
+        self.pending_messages: list[Message] = []
+        self.pending_since = time.monotonic()
+        self.rows_written = self.events_archived = 0
+        self.last_as_of = 0
+        self.running = True
+
+    def step(self) -> None:
+        s = self.settings.sink
+        batch = _good(self.features.consume(num_messages=s.batch_rows, timeout=s.batch_ms / 1000))
+        if batch:
+            rows = [FeatureRow.from_json(m.value()) for m in batch]
+            self.rows_written += self.writer.write(rows, _batch_name(batch))
+            self.last_as_of = max(self.last_as_of, max(r.as_of for r in rows))
+            self.features.commit(asynchronous=False)
+        for m in _good(self.archive.consume(num_messages=10_000, timeout=0)):
+            result = self.validator.check(m.value())
+            if isinstance(result, AdEvent):
+                self.pending.append(result)
+            self.pending_messages.append(m)
+        due = time.monotonic() - self.pending_since >= s.archive_batch_ms / 1000
+        if self.pending_messages and (len(self.pending) >= s.archive_batch_events or due or not self.running):
+            write_events(self.settings.raw_history_dir, self.pending, writer="stream",
+                         sequence=self.pending_messages[0].offset())
+            self.archive.commit(asynchronous=False)
+            self.events_archived += len(self.pending)
+            self.pending, self.pending_messages = [], []
+            self.pending_since = time.monotonic()
+
+    def run(self) -> None:
+        last_report = time.monotonic()
+        print(f"[sink] {self.settings.kafka.features_topic} -> redis {self.settings.redis.host}:"
+              f"{self.settings.redis.port} + {self.settings.offline_store_dir}; {self.settings.kafka.topic} -> "
+              f"{self.settings.raw_history_dir}", flush=True)
+        while self.running:
+            self.step()
+            if time.monotonic() - last_report >= 5:
+                last_report = time.monotonic()
+                print(f"[sink] rows written {self.rows_written:,}, newest as_of {self.last_as_of}, "
+                      f"events archived {self.events_archived:,}", flush=True)
+        self.step()  # flush what is buffered
+        self.features.close()
+        self.archive.close()
+
+
+def main() -> int:
+    sink = Sink(load_settings())
+
+    def stop(*_: Any) -> None:
+        sink.running = False
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    sink.run()
+    print("[sink] stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
