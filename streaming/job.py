@@ -16,53 +16,69 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from pyflink.common import Configuration, Duration, Types, WatermarkStrategy
-from pyflink.common.serialization import ByteArraySchema, SimpleStringSchema
+from pyflink.common import Configuration, Row, Types, WatermarkStrategy
+from pyflink.common.serialization import SimpleStringSchema
 from pyflink.common.watermark_strategy import TimestampAssigner
 from pyflink.datastream import (KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext,
                                 StreamExecutionEnvironment)
 from pyflink.datastream.connectors.base import DeliveryGuarantee
-from pyflink.datastream.connectors.kafka import (KafkaOffsetResetStrategy, KafkaOffsetsInitializer,
-                                                 KafkaRecordSerializationSchema, KafkaSink, KafkaSource)
+from pyflink.datastream.connectors.kafka import KafkaRecordSerializationSchema, KafkaSink
 from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.table import StreamTableEnvironment
 
 from streaming.aggregator import KeyAggregator, ViewPlan, on_event, on_timer
 from streaming.dead_letters import StreamValidator, envelope
+from streaming.stream_clock import PartitionClock
 from tessera.config import Settings, load_settings
 from tessera.definitions import load_definitions
 from tessera.events import AdEvent
 
 DLQ = OutputTag("dlq", Types.STRING())
 LATE = OutputTag("late", Types.STRING())
+IDLE_MS = 10_000  # a partition silent this long stops holding the stream clock back
 from streaming.consumer_groups import JOB as GROUP_ID
 
 
 class Validate(ProcessFunction):
-    """Bytes in; event dicts out; invalid messages to the dead-letter side output."""
+    """Kafka records (bytes, partition) in; event dicts carrying the stream clock out; invalid
+    messages to the dead-letter side output. Runs at parallelism 1 so that it sees every partition
+    and can hold the clock at the slowest one (see stream_clock.py)."""
+
+    def __init__(self, partitions: int, idle_ms: int) -> None:
+        self.partitions = partitions
+        self.idle_ms = idle_ms
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.validator = StreamValidator()
-        group = runtime_context.get_metrics_group()
-        self.invalid = group.counter("invalid_messages")
+        self.clock = PartitionClock(self.partitions, self.idle_ms, started_ms=int(time.time() * 1000))
+        self.invalid = runtime_context.get_metrics_group().counter("invalid_messages")
 
-    def process_element(self, value: bytes, ctx: ProcessFunction.Context) -> Iterable[Any]:
-        raw = bytes(value)
+    def process_element(self, record: Row, ctx: ProcessFunction.Context) -> Iterable[Any]:
+        raw = bytes(record[0])
+        partition = record[1]
         result = self.validator.check(raw)
+        now = int(time.time() * 1000)
         if isinstance(result, AdEvent):
+            clock = self.clock.observe(partition, result.event_time, now)
             yield {"event_id": result.event_id, "event_type": result.event_type, "event_time": result.event_time,
                    "user_id": result.user_id, "ad_id": result.ad_id, "campaign_id": result.campaign_id,
-                   "cost": result.cost}
+                   "cost": result.cost, "clock": clock}
         else:
+            self.clock.observe(partition, None, now)
             self.invalid.inc()
             yield DLQ, envelope(raw, result, self.validator.clock_ms)
 
 
-class EventTime(TimestampAssigner):
+class StreamClockTime(TimestampAssigner):
+    """The record's Flink timestamp is the stream clock, so the watermark is the per-partition
+    minimum and event-time timers (leave boundaries) fire only when every partition has passed."""
+
     def extract_timestamp(self, value: dict[str, Any], record_timestamp: int) -> int:
-        return value["event_time"]
+        return value["clock"] if value["clock"] is not None else 0
 
 
 class Aggregate(KeyedProcessFunction):
@@ -85,11 +101,11 @@ class Aggregate(KeyedProcessFunction):
                         ) -> Iterable[Any]:
         view, key, event = item
         plan = self.plans[view]
-        watermark = ctx.timer_service().current_watermark()
-        if watermark > 0 and event["event_time"] < watermark - plan.allowed_lateness_ms:
+        clock = event["clock"]
+        if clock is not None and event["event_time"] < clock - plan.allowed_lateness_ms:
             if view == self.first:
                 self.late.inc()
-                yield LATE, json.dumps({**event, "watermark": watermark}, separators=(",", ":"))
+                yield LATE, json.dumps(event, separators=(",", ":"))
             return
         agg = self.state.value() or KeyAggregator()
         row, timers = on_event(plan, agg, key, event)
@@ -158,25 +174,39 @@ def flink_configuration(settings: Settings, restore_from: Path | None) -> Config
     return conf
 
 
+def partition_count(settings: Settings) -> int:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers, **settings.kafka.client_options})
+    topic = admin.list_topics(settings.kafka.topic, timeout=30).topics[settings.kafka.topic]
+    if topic.error is not None:
+        raise SystemExit(f"topic {settings.kafka.topic}: {topic.error}")
+    return len(topic.partitions)
+
+
 def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool, views: list[str] | None = None) -> None:
     k = settings.kafka
     definitions = load_definitions(settings.feature_repo)
-    source_builder = (KafkaSource.builder()
-                      .set_bootstrap_servers(k.bootstrap_servers)
-                      .set_topics(k.topic)
-                      .set_group_id(GROUP_ID)
-                      .set_starting_offsets(KafkaOffsetsInitializer.committed_offsets(KafkaOffsetResetStrategy.EARLIEST))
-                      .set_value_only_deserializer(ByteArraySchema())
-                      .set_property("commit.offsets.on.checkpoint", "true")
-                      .set_properties(dict(k.client_options)))
-    if bounded:
-        source_builder = source_builder.set_bounded(KafkaOffsetsInitializer.latest())
-    raw = env.from_source(source_builder.build(), WatermarkStrategy.no_watermarks(), "ad_events")
+    t_env = StreamTableEnvironment.create(env)
+    options = {
+        "connector": "kafka", "topic": k.topic, "properties.bootstrap.servers": k.bootstrap_servers,
+        "properties.group.id": GROUP_ID, "scan.startup.mode": "group-offsets",
+        "properties.auto.offset.reset": "earliest", "value.format": "raw",
+        **({"scan.bounded.mode": "latest-offset"} if bounded else {}),
+        **{f"properties.{key}": value for key, value in k.client_options.items()},
+    }
+    with_clause = ", ".join(f"'{key}' = '{value}'" for key, value in options.items())
+    # The SQL connector gives the raw bytes (for the dead-letter topic) and the partition (for the clock).
+    t_env.execute_sql(f"""CREATE TEMPORARY TABLE ad_events_source (
+        `value` BYTES,
+        `partition_id` INT METADATA FROM 'partition' VIRTUAL
+    ) WITH ({with_clause})""")
+    raw = t_env.to_data_stream(t_env.from_path("ad_events_source"))
 
-    validated = raw.process(Validate(), output_type=Types.PICKLED_BYTE_ARRAY()).name("validate")
+    validated = (raw.process(Validate(partition_count(settings), IDLE_MS), output_type=Types.PICKLED_BYTE_ARRAY())
+                 .set_parallelism(1).name("validate"))
     events = validated.assign_timestamps_and_watermarks(
-        WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner(EventTime())
-        .with_idleness(Duration.of_seconds(30)))
+        WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner(StreamClockTime()))
 
     chosen = [v for v in definitions.streaming_views() if not views or v.name in views]
     if not chosen:

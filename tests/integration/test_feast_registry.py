@@ -11,7 +11,7 @@ from feast import FeatureStore
 
 from tessera.config import Settings
 from tessera.feast_objects import repo_config
-from tests.integration.conftest import ROOT, run_tessera
+from tests.stack import ROOT, run_tessera
 
 # Written out from SPEC.md "Features", independently of feature_repo/views.py.
 SPEC_FEATURES = {

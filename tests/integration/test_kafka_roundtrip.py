@@ -9,7 +9,7 @@ from tessera.config import Settings
 from tessera.events import AdEvent, parse_event
 from tessera.generator import EventGenerator, GeneratorConfig
 from tessera.kafka_io import produce, topic_message_counts
-from tests.integration.conftest import run_tessera
+from tests.stack import run_tessera
 
 
 def consume_all(settings: Settings, topic: str, expected: int, timeout_s: float = 60) -> list[tuple[bytes, bytes]]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import run_tessera, settings_for, stack_env
+from tests.stack import run_tessera, settings_for, stack_env
 from tessera.services.process import port_open
 
 
