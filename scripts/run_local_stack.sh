@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The main job: the whole local stack end to end on synthetic events.
-# Set up, start Kafka and Redis, register the features in Feast, write a day of raw history,
-# stream events through Kafka (with duplicates, out-of-order, late and invalid ones), and show
-# where everything landed. Leaves the services running; `.venv/bin/tessera services down` stops them.
+#   set up -> Kafka + Redis -> feast apply -> a day of raw history -> Spark backfill of the offline
+#   store -> the Flink job and its sink -> live events into Kafka while a user's feature vector is
+#   printed as it changes -> where everything landed.
+# Leaves Kafka and Redis running (`.venv/bin/tessera services down` stops them).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-RATE="${TESSERA_DEMO_RATE:-2000}"
-SECONDS_OF_EVENTS="${TESSERA_DEMO_SECONDS:-15}"
+RATE="${TESSERA_DEMO_RATE:-500}"
+SECONDS_OF_EVENTS="${TESSERA_DEMO_SECONDS:-30}"
 step() { printf '\n== %s\n' "$*" >&2; }
 
 step "set up (Python environments, redis-server, Maven jars)"
@@ -21,14 +22,25 @@ step "register the feature repository in Feast"
 $T apply
 .venv/bin/feast -c feature_repo feature-views list
 
-step "write one day of raw event history (Parquet, partitioned by date)"
-$T generate history --days 1 --rate 2 --duplicates 0.01 --late 0.01 --out-of-order 0.02
+YESTERDAY=$(date -u -d yesterday +%F)
+step "write yesterday's raw event history (Parquet, partitioned by date) and backfill it with Spark"
+$T generate history --start "$YESTERDAY" --days 1 --rate 1 --duplicates 0.01 --late 0.01 --out-of-order 0.02
+$T backfill --start "$YESTERDAY" --end "$YESTERDAY"
 
-step "stream ${SECONDS_OF_EVENTS} s of events at ${RATE}/s into Kafka"
+step "start the Flink job and the online-store writer"
+$T stream start
+trap '$T stream stop >/dev/null 2>&1 || true' EXIT
+
+HOT_USER=$(.venv/bin/python -c "from tessera.generator import *; print(EventGenerator(GeneratorConfig(seed=42), 0, 1).hottest_user)")
+step "stream ${SECONDS_OF_EVENTS} s of live events at ${RATE}/s and watch user ${HOT_USER}'s features change"
 $T generate kafka --rate "$RATE" --duration "$SECONDS_OF_EVENTS" \
-  --duplicates 0.01 --out-of-order 0.02 --late 0.002 --invalid 0.002
+  --duplicates 0.01 --out-of-order 0.02 --late 0.002 --invalid 0.002 &
+GEN=$!
+$T features user "$HOT_USER" --watch 5 --rounds $(( SECONDS_OF_EVENTS / 5 + 4 ))
+wait $GEN
 
 step "what arrived"
 $T topics
+$T stream status
 $T services status
-echo "raw history: $(find data/raw -name '*.parquet' | wc -l) Parquet files in $(ls -d data/raw/ad_events/date=* | wc -l) date partition(s)" >&2
+echo "raw history: $(find data/raw -name '*.parquet' | wc -l) Parquet files; offline store: $(find data/offline -name '*.parquet' | wc -l) Parquet files" >&2

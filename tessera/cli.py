@@ -212,6 +212,49 @@ def cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
 
 # --- inspect ------------------------------------------------------------------------------------
 
+def cmd_features(args: argparse.Namespace, settings: Settings) -> int:
+    """Print an entity's online feature vector (read through Feast's Redis online store)."""
+    from datetime import datetime, timezone
+
+    from feast import FeatureStore
+    from feast.infra.online_stores.redis import RedisOnlineStore
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    from tessera.definitions import load_definitions
+    from tessera.feast_objects import repo_config
+
+    definitions = load_definitions(settings.feature_repo)
+    views = definitions.views_of(args.entity)
+    if not views:
+        _log(f"error: unknown entity {args.entity!r}; known: {', '.join(definitions.entities)}")
+        return 2
+    config = repo_config(settings)
+    store = FeatureStore(repo_path=str(settings.feature_repo), config=config)
+    online = RedisOnlineStore()
+    rounds = 0
+    while True:
+        now = datetime.now(tz=timezone.utc)
+        print(f"{args.entity} {args.id} at {now:%H:%M:%S}")
+        for view in views:
+            key = EntityKey(join_keys=[view.entity.join_key], entity_values=[Value(int64_val=args.id)])
+            ts, values = online.online_read(config, store.get_feature_view(view.name), [key])[0]
+            if not values or ts is None or ts.timestamp() == 0:  # Feast's answer for a key it has not seen
+                print(f"  {view.name}: missing")
+                continue
+            age = (now - ts).total_seconds()
+            shown = ", ".join(f"{name}={getattr(v, v.WhichOneof('val')) if v.WhichOneof('val') else None:.6g}"
+                              if v.WhichOneof("val") == "double_val" else
+                              f"{name}={getattr(v, v.WhichOneof('val')) if v.WhichOneof('val') else None}"
+                              for name, v in values.items())
+            print(f"  {view.name} as_of {ts:%Y-%m-%d %H:%M:%S.%f}"[:-3] + f" (age {age:,.1f} s): {shown}")
+        rounds += 1
+        if not args.watch or (args.rounds and rounds >= args.rounds):
+            return 0
+        time.sleep(args.watch)
+
+
+
 def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
     from tessera.kafka_io import topic_message_counts
 
@@ -283,6 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", required=True, help="last UTC date, YYYY-MM-DD (inclusive)")
     p.add_argument("--views", help="comma-separated views (default: all)")
     p.set_defaults(handler=cmd_backfill)
+
+    p = sub.add_parser("features", help="print an entity's online feature vector, optionally every few seconds")
+    p.add_argument("entity", help="user or campaign")
+    p.add_argument("id", type=int)
+    p.add_argument("--watch", type=float, default=0, help="repeat every this many seconds")
+    p.add_argument("--rounds", type=int, default=0, help="with --watch: stop after this many (default: forever)")
+    p.set_defaults(handler=cmd_features)
 
     p = sub.add_parser("topics", help="how many messages ad_events and its dead-letter topic hold")
     p.set_defaults(handler=cmd_topics)

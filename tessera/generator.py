@@ -94,6 +94,11 @@ class EventGenerator:
         # is itself on time, and only the `late` kind is late.
         self._dup_lookback = max(1, min(_DUP_LOOKBACK, int(rate_per_s * config.allowed_lateness_ms / 2000)))
 
+    @property
+    def hottest_user(self) -> int:
+        """The user id with the highest Zipf weight (the one a demo watches)."""
+        return int(self._user_ids[0])
+
     def take(self, count: int) -> list[Message]:
         """The next `count` messages."""
         c, rng, n = self.config, self._rng, count
