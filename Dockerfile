@@ -1,13 +1,20 @@
-# The platform image for docker-compose.yml: the tessera CLI with Feast, PySpark and Java 17.
+# The platform image for docker-compose.yml: the tessera CLI with Feast and PySpark (in /app/.venv),
+# the Flink job's own environment (/app/.venv-flink) and the Flink Kafka connector jar.
 FROM python:3.11-slim-bookworm
-RUN apt-get update && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
+RUN apt-get update && apt-get install -y --no-install-recommends openjdk-17-jre-headless maven \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md tessera.toml ./
+COPY jars ./jars
+COPY scripts ./scripts
 COPY tessera ./tessera
 COPY streaming ./streaming
 COPY batch ./batch
 COPY serving ./serving
 COPY feature_repo ./feature_repo
-RUN pip install --no-cache-dir ".[platform]"
-ENV TESSERA_CONFIG=/app/tessera.toml
+# Same set-up path as on a bare machine (redis-server is not needed in the image: Redis is a service).
+RUN python -m venv .venv && .venv/bin/pip install --no-cache-dir uv \
+    && .venv/bin/uv pip install -p .venv/bin/python -e ".[platform]" \
+    && .venv/bin/uv venv -p python3.11 .venv-flink && .venv/bin/uv pip install -p .venv-flink/bin/python -e ".[stream]" \
+    && mvn -q -B -f jars/flink/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=.cache/jars/flink
+ENV PATH=/app/.venv/bin:$PATH TESSERA_CONFIG=/app/tessera.toml

@@ -83,6 +83,8 @@ def main() -> int:
         print(f"throughput: {drained:,} events in {seconds:.1f} s = {throughput:,.0f} events/s "
               f"({rows:,} feature rows written to Redis in total)")
 
+        if args.seconds <= 0:
+            return 0
         # 2. Freshness at a fixed rate.
         client = redis_client(settings)
         from feast.infra.key_encoding_utils import serialize_entity_key
