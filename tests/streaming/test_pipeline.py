@@ -32,7 +32,7 @@ from tessera.generator import EventGenerator, GeneratorConfig, Message
 from tessera.kafka_io import produce, topic_message_counts
 from tessera.raw_history import read_history
 from tests.batch.brute_force import ORACLES, Ev, agree
-from tests.stack import run_tessera
+from tests.stack import run_tessera, settings_for
 
 START = int(datetime(2026, 3, 1, tzinfo=timezone.utc).timestamp() * 1000)
 CONFIG = GeneratorConfig(seed=5, users=200, campaigns=12, ctr=0.1, cvr=0.2,
@@ -119,7 +119,23 @@ def _check_online_equals_brute_force(settings: Settings, messages: list[Message]
 
 
 @pytest.fixture(scope="module")
-def streamed(stack: dict[str, str], stack_settings: Settings) -> list[Message]:
+def pipeline_env(stack: dict[str, str]) -> dict[str, str]:
+    """The session's services, with topics of this module's own: other tests produce to ad_events."""
+    env = {**stack, "TESSERA_KAFKA__TOPIC": "pipeline.ad_events", "TESSERA_KAFKA__DLQ_TOPIC": "pipeline.dlq",
+           "TESSERA_KAFKA__LATE_TOPIC": "pipeline.late", "TESSERA_KAFKA__FEATURES_TOPIC": "pipeline.features"}
+    created = run_tessera(env, "services", "up")  # already running: only ensures this module's topics
+    assert created.returncode == 0, created.stderr
+    return env
+
+
+@pytest.fixture(scope="module")
+def pipeline_settings(pipeline_env: dict[str, str]) -> Settings:
+    return settings_for(pipeline_env)
+
+
+@pytest.fixture(scope="module")
+def streamed(pipeline_env: dict[str, str], pipeline_settings: Settings) -> list[Message]:
+    stack, stack_settings = pipeline_env, pipeline_settings
     assert run_tessera(stack, "apply").returncode == 0
     generator = EventGenerator(CONFIG, START, RATE)
     first = generator.take(HALF)
@@ -131,12 +147,12 @@ def streamed(stack: dict[str, str], stack_settings: Settings) -> list[Message]:
     run_tessera(stack, "stream", "stop")
 
 
-def test_settled_online_rows_equal_brute_force(streamed: list[Message], stack_settings: Settings) -> None:
-    _check_online_equals_brute_force(stack_settings, streamed[:HALF])
+def test_settled_online_rows_equal_brute_force(streamed: list[Message], pipeline_settings: Settings) -> None:
+    _check_online_equals_brute_force(pipeline_settings, streamed[:HALF])
 
 
-def test_dead_letters_hold_exactly_the_invalid_messages(streamed: list[Message], stack_settings: Settings) -> None:
-    letters = [json.loads(v) for v in _consume(stack_settings, stack_settings.kafka.dlq_topic)]
+def test_dead_letters_hold_exactly_the_invalid_messages(streamed: list[Message], pipeline_settings: Settings) -> None:
+    letters = [json.loads(v) for v in _consume(pipeline_settings, pipeline_settings.kafka.dlq_topic)]
     invalid = [m for m in streamed[:HALF] if m.kind == "invalid"]
     assert sorted(original_bytes(json.dumps(d)) for d in letters) == sorted(m.value for m in invalid)
     for letter in letters:
@@ -144,16 +160,16 @@ def test_dead_letters_hold_exactly_the_invalid_messages(streamed: list[Message],
         assert letter["code"] == rejection.code and letter["reason"]
 
 
-def test_late_events_are_counted(streamed: list[Message], stack_settings: Settings) -> None:
-    late = [json.loads(v) for v in _consume(stack_settings, stack_settings.kafka.late_topic)]
+def test_late_events_are_counted(streamed: list[Message], pipeline_settings: Settings) -> None:
+    late = [json.loads(v) for v in _consume(pipeline_settings, pipeline_settings.kafka.late_topic)]
     assert sorted(e["event_id"] for e in late) == sorted(m.event.event_id for m in streamed[:HALF] if m.kind == "late")
 
 
-def test_raw_history_holds_every_valid_event(streamed: list[Message], stack_settings: Settings) -> None:
+def test_raw_history_holds_every_valid_event(streamed: list[Message], pipeline_settings: Settings) -> None:
     deadline = time.monotonic() + 60
     expected = {m.event.event_id for m in streamed[:HALF] if m.event is not None}
     while time.monotonic() < deadline:
-        got = set(read_history(stack_settings.raw_history_dir).column("event_id").to_pylist())
+        got = set(read_history(pipeline_settings.raw_history_dir).column("event_id").to_pylist())
         if got == expected:
             return
         time.sleep(2)
@@ -161,14 +177,14 @@ def test_raw_history_holds_every_valid_event(streamed: list[Message], stack_sett
 
 
 def test_kill_and_restart_mid_stream_loses_and_doubles_nothing(streamed: list[Message],
-                                                              stack_settings: Settings,
-                                                              stack: dict[str, str]) -> None:
+                                                              pipeline_settings: Settings,
+                                                              pipeline_env: dict[str, str]) -> None:
     second = streamed[HALF:]
-    produce(stack_settings, [second])
-    job = control.processes(stack_settings)["stream-job"]
+    produce(pipeline_settings, [second])
+    job = control.processes(pipeline_settings)["stream-job"]
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # kill once the job is part-way through the second half
-        lag = next(l for l in control.lags(stack_settings) if l.group == "tessera-stream")
+        lag = next(l for l in control.lags(pipeline_settings) if l.group == "tessera-stream")
         if lag.committed > HALF + len(second) // 5:
             break
         time.sleep(0.5)
@@ -177,7 +193,7 @@ def test_kill_and_restart_mid_stream_loses_and_doubles_nothing(streamed: list[Me
     os.killpg(pid, signal.SIGKILL)
     while job.pid() is not None:
         time.sleep(0.1)
-    restarted = run_tessera(stack, "stream", "start")  # resumes from the newest checkpoint
+    restarted = run_tessera(pipeline_env, "stream", "start")  # resumes from the newest checkpoint
     assert restarted.returncode == 0, restarted.stderr
-    _wait_caught_up(stack_settings)
-    _check_online_equals_brute_force(stack_settings, streamed)
+    _wait_caught_up(pipeline_settings)
+    _check_online_equals_brute_force(pipeline_settings, streamed)
