@@ -25,19 +25,27 @@ $T apply
 YESTERDAY=$(date -u -d yesterday +%F)
 step "write yesterday's raw event history (Parquet, partitioned by date) and backfill it with Spark"
 $T generate history --start "$YESTERDAY" --days 1 --rate 1 --duplicates 0.01 --late 0.01 --out-of-order 0.02
-$T backfill --start "$YESTERDAY" --end "$YESTERDAY"
+# Through today: a daily value is stamped at the end of its day, i.e. at today's midnight.
+$T backfill --start "$YESTERDAY" --end "$(date -u +%F)"
+
+step "materialize the daily view into Redis with Feast"
+.venv/bin/feast -c feature_repo materialize "${YESTERDAY}T00:00:00" "$(date -u +%FT%T)" --views user_profile_daily
 
 step "start the Flink job and the online-store writer"
 $T stream start
 trap '$T stream stop >/dev/null 2>&1 || true' EXIT
+# PyFlink deploys its Python operators on the first record: a few warm-up events, then wait for it.
+$T generate kafka --rate 10 --duration 1 --seed 7 2>/dev/null
+$T stream start --wait 240
 
 HOT_USER=$(.venv/bin/python -c "from tessera.generator import *; print(EventGenerator(GeneratorConfig(seed=42), 0, 1).hottest_user)")
 step "stream ${SECONDS_OF_EVENTS} s of live events at ${RATE}/s and watch user ${HOT_USER}'s features change"
+$T features user "$HOT_USER" --watch 5 --rounds $(( SECONDS_OF_EVENTS / 5 + 5 )) &
+WATCH=$!
+sleep 8  # let the watcher load Feast first, so it shows the vector before, during and after
 $T generate kafka --rate "$RATE" --duration "$SECONDS_OF_EVENTS" \
-  --duplicates 0.01 --out-of-order 0.02 --late 0.002 --invalid 0.002 &
-GEN=$!
-$T features user "$HOT_USER" --watch 5 --rounds $(( SECONDS_OF_EVENTS / 5 + 4 ))
-wait $GEN
+  --duplicates 0.01 --out-of-order 0.02 --late 0.002 --invalid 0.002
+wait $WATCH
 
 step "what arrived"
 $T topics

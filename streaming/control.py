@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -32,7 +33,7 @@ def processes(settings: Settings) -> dict[str, ManagedProcess]:
     return {"stream-job": _process(settings, "stream-job"), "stream-sink": _process(settings, "stream-sink")}
 
 
-def start(settings: Settings, from_checkpoint: str = "auto") -> list[str]:
+def start(settings: Settings, from_checkpoint: str = "auto", wait_s: float = 0) -> list[str]:
     flink_python = settings.resolve(settings.flink.python)
     if not flink_python.exists():
         raise ServiceError(f"the Flink environment {flink_python} is missing: run scripts/setup.sh")
@@ -43,6 +44,9 @@ def start(settings: Settings, from_checkpoint: str = "auto") -> list[str]:
         "stream-job": [str(flink_python), "-m", "streaming.job", "--from-checkpoint", from_checkpoint],
         "stream-sink": [sys.executable, "-m", "streaming.sink"],
     }
+    ready = settings.state_dir / "run" / "stream-job.ready"  # written by the job's first operator
+    if procs["stream-job"].pid() is None:
+        ready.unlink(missing_ok=True)
     for name, command in commands.items():
         proc = procs[name]
         if proc.pid() is not None:
@@ -50,6 +54,17 @@ def start(settings: Settings, from_checkpoint: str = "auto") -> list[str]:
             continue
         pid = proc.start(command, env=env, cwd=settings.root)
         said.append(f"{name:<12} started (pid {pid}), log {proc.log_file}")
+    if wait_s > 0:
+        deadline = time.monotonic() + wait_s
+        while not ready.exists():
+            if procs["stream-job"].pid() is None:
+                raise ServiceError(f"the Flink job exited while starting; see {procs['stream-job'].log_file}")
+            if time.monotonic() > deadline:
+                raise ServiceError(f"the Flink job processed no message within {wait_s:.0f} s (is anything "
+                                   f"producing to {settings.kafka.topic}?); "
+                                   f"see {procs['stream-job'].log_file}")
+            time.sleep(0.5)
+        said.append("stream-job   processing ad_events")
     return said
 
 

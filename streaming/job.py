@@ -48,11 +48,16 @@ class Validate(ProcessFunction):
     messages to the dead-letter side output. Runs at parallelism 1 so that it sees every partition
     and can hold the clock at the slowest one (see stream_clock.py)."""
 
-    def __init__(self, partitions: int, idle_ms: int) -> None:
+    def __init__(self, partitions: int, idle_ms: int, ready_file: str) -> None:
         self.partitions = partitions
         self.idle_ms = idle_ms
+        self.ready_file = ready_file
 
     def open(self, runtime_context: RuntimeContext) -> None:
+        # Tells `tessera stream start --wait` that the job is processing (PyFlink opens Python
+        # operators on their first record; local runs only).
+        Path(self.ready_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(self.ready_file).write_text(str(int(time.time() * 1000)))
         self.validator = StreamValidator()
         self.clock = PartitionClock(self.partitions, self.idle_ms, started_ms=int(time.time() * 1000))
         self.invalid = runtime_context.get_metrics_group().counter("invalid_messages")
@@ -175,6 +180,10 @@ def flink_configuration(settings: Settings, restore_from: Path | None) -> Config
     return conf
 
 
+def ready_file(settings: Settings) -> Path:
+    return settings.state_dir / "run" / "stream-job.ready"
+
+
 def partition_count(settings: Settings) -> int:
     from confluent_kafka.admin import AdminClient
 
@@ -204,7 +213,7 @@ def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool, vi
     ) WITH ({with_clause})""")
     raw = t_env.to_data_stream(t_env.from_path("ad_events_source"))
 
-    validated = (raw.process(Validate(partition_count(settings), IDLE_MS), output_type=Types.PICKLED_BYTE_ARRAY())
+    validated = (raw.process(Validate(partition_count(settings), IDLE_MS, str(ready_file(settings))), output_type=Types.PICKLED_BYTE_ARRAY())
                  .set_parallelism(1).name("validate"))
     events = validated.assign_timestamps_and_watermarks(
         WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner(StreamClockTime()))

@@ -219,7 +219,7 @@ def cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         if args.action == "start":
-            for line in control.start(settings, from_checkpoint=args.from_checkpoint):
+            for line in control.start(settings, from_checkpoint=args.from_checkpoint, wait_s=args.wait):
                 print(line)
         elif args.action == "stop":
             for line in control.stop(settings, kill=args.kill):
@@ -352,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["start", "stop", "status"])
     p.add_argument("--from-checkpoint", default="auto", help="start: auto (default), none, or a checkpoint path")
     p.add_argument("--kill", action="store_true", help="stop: kill at once instead of a graceful stop")
+    p.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                   help="start: wait until the job has processed its first message (local mini-cluster; "
+                        "it deploys its Python operators on the first record)")
     p.set_defaults(handler=cmd_stream)
 
     p = sub.add_parser("backfill", help="rebuild the offline store from the raw history with Spark",
