@@ -1,0 +1,78 @@
+"""Assembles the feature API: settings, Redis reader, registry watcher, routers, error handlers.
+
+`create_app()` with no argument reads tessera.toml + TESSERA_* (that is how `tessera serve`'s
+worker processes call it); tests pass their own Settings.
+"""
+from __future__ import annotations
+
+import gc
+import os
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Mapping
+
+from fastapi import FastAPI
+
+from serving.errors import install_error_handlers
+from serving.metrics import MetricsMiddleware, mark_worker_dead
+from serving.online_reader import OnlineReader
+from serving.plan import plan_loader
+from serving.registry_watch import PlanHolder, RegistryWatcher
+from serving.routes_features import features_router
+from serving.routes_ops import router as ops_router
+from serving.state import ServingState
+from tessera.config import Settings, load_settings
+
+API_KEY_ENV = "TESSERA_API_KEY"
+
+DESCRIPTION = """
+Feature values from Feast's Redis online store, with how fresh each feature view is.
+
+* Values are keyed `view:feature` and are exactly what Feast's `get_online_features` returns.
+* Each view reports `as_of` (the time its values are for), `age_ms` and `status`:
+  `fresh` (within the view's freshness budget), `stale`, or `missing` (no row for this id).
+* One Redis round trip per request, whatever the number of views and ids.
+* Errors are JSON: `{"status", "error", "message"}`.
+"""
+
+
+def api_key_of(settings: Settings, environ: Mapping[str, str]) -> str | None:
+    """[serving] api_key / TESSERA_SERVING__API_KEY, or the shorter TESSERA_API_KEY."""
+    if settings.serving.api_key is not None:
+        return settings.serving.api_key.get_secret_value() or None
+    return environ.get(API_KEY_ENV) or None
+
+
+def create_app(settings: Settings | None = None, environ: Mapping[str, str] | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    environ = os.environ if environ is None else environ
+    serving = settings.serving
+    holder = PlanHolder()
+    watcher = RegistryWatcher(holder, settings.registry_path, plan_loader(settings),
+                              poll_s=serving.registry_poll_ms / 1000)
+    api_key = api_key_of(settings, environ)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The Redis client binds to this worker's event loop, so it is made here, not at import.
+        reader = OnlineReader(settings.redis, serving.redis_timeout_ms, serving.redis_max_connections)
+        app.state.serving = ServingState(settings, reader, holder, watcher)
+        await watcher.load_now()
+        # Feast, pandas and pyarrow leave millions of long-lived objects; a full collection that
+        # walks them stalls the event loop for tens of ms. Freezing them keeps the collector to
+        # what requests allocate.
+        gc.collect()
+        gc.freeze()
+        watcher.start()
+        try:
+            yield
+        finally:
+            await watcher.stop()
+            await reader.close()
+            mark_worker_dead(os.getpid())
+
+    app = FastAPI(title="Tessera feature API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(features_router(api_key))
+    app.include_router(ops_router)
+    app.add_middleware(MetricsMiddleware)
+    return app

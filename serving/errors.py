@@ -1,0 +1,68 @@
+"""Every error the API returns is JSON of one shape: {"status", "error", "message"} (+ "name"),
+so a client can branch on the short `error` code and show `message` to a person."""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from serving.online_reader import RedisFailure
+from serving.plan import MalformedId, SelectionError
+
+SELECTION_STATUS = {
+    "unknown_entity": 404,
+    "unknown_feature": 400,
+    "unknown_feature_service": 400,
+    "wrong_entity": 400,
+    "conflicting_selectors": 400,
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, message: str, name: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message, self.name, self.headers = status, error, message, name, headers
+
+
+def error_response(status: int, error: str, message: str, name: str | None = None,
+                   headers: dict[str, str] | None = None) -> Response:
+    body: dict[str, Any] = {"status": status, "error": error, "message": message}
+    if name is not None:
+        body["name"] = name
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def to_api_error(err: Exception) -> ApiError:
+    """Domain errors of the plan and the reader -> the HTTP error a client sees."""
+    if isinstance(err, SelectionError):
+        return ApiError(SELECTION_STATUS.get(err.kind, 400), err.kind, str(err), err.name)
+    if isinstance(err, MalformedId):
+        return ApiError(422, "malformed_id", str(err))
+    if isinstance(err, RedisFailure):
+        if err.unavailable:
+            return ApiError(503, "redis_unavailable", f"{err}; retry shortly", headers={"Retry-After": "1"})
+        return ApiError(502, "redis_error", str(err))
+    raise TypeError(f"not an API error: {err!r}")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_api_error(request: Request, err: ApiError) -> Response:
+        return error_response(err.status, err.error, err.message, err.name, err.headers)
+
+    async def on_validation_error(request: Request, err: RequestValidationError) -> Response:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
+                             for e in err.errors())
+        return error_response(422, "invalid_request", problems or "invalid request")
+
+    async def on_http_error(request: Request, err: StarletteHTTPException) -> Response:
+        error = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "http_error")
+        return error_response(err.status_code, error, str(err.detail), headers=getattr(err, "headers", None))
+
+    app.add_exception_handler(ApiError, on_api_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, on_validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, on_http_error)  # type: ignore[arg-type]

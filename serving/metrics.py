@@ -1,0 +1,99 @@
+"""Prometheus metrics of the feature API.
+
+With several worker processes a scrape reaches one of them, so `tessera serve` sets
+PROMETHEUS_MULTIPROC_DIR before the workers start: each worker writes its samples to files there
+and `/metrics` sums them across workers. Without it (one process, tests) the default registry is
+served directly.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Awaitable, Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# prometheus_client picks file-backed values at import when this is set; decide once, the same way.
+MULTIPROCESS = bool(os.environ.get(MULTIPROC_ENV))
+# Fine below 10 ms, where the API is meant to live; coarse above, where only outages go.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+REQUEST_LATENCY = Histogram("tessera_api_request_duration_seconds", "Time to answer a request, by route",
+                            ["route", "method"], buckets=LATENCY_BUCKETS)
+REQUESTS = Counter("tessera_api_requests_total", "Requests answered, by route and status",
+                   ["route", "method", "status"])
+REDIS_ERRORS = Counter("tessera_api_redis_errors_total", "Redis reads that failed, by kind",
+                       ["kind"])
+REGISTRY_RELOADS = Counter("tessera_api_registry_reloads_total", "Registry (re)loads, by result",
+                           ["result"])
+# Known label values start at 0, so a dashboard shows "no errors" rather than "no data".
+for _kind in ("timeout", "connection", "error"):
+    REDIS_ERRORS.labels(_kind)
+for _result in ("loaded", "failed"):
+    REGISTRY_RELOADS.labels(_result)
+ENTITIES_READ = Counter("tessera_api_entities_read_total", "Entity ids read from Redis, by entity",
+                        ["entity"])
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text for a scrape, summed over all workers when there are several."""
+    if MULTIPROCESS:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def mark_worker_dead(pid: int) -> None:
+    """Drop a stopped worker's live-gauge files (its counters and histograms stay in the sums)."""
+    if MULTIPROCESS:
+        multiprocess.mark_process_dead(pid)
+
+
+class MetricsMiddleware:
+    """Times every HTTP request and counts it by route template and status.
+
+    A plain ASGI middleware rather than Starlette's BaseHTTPMiddleware, which costs a task and
+    a stream per request. The label children are cached: `.labels()` takes a lock per call.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._latency: dict[tuple[str, str], Any] = {}
+        self._count: dict[tuple[str, str, int], Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]],
+                       send: Callable[[Message], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            route = scope.get("route")
+            # The template (/features/{entity}/{entity_id}), never the raw path: ids would explode the labels.
+            path = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            latency = self._latency.get((path, method))
+            if latency is None:
+                latency = self._latency[(path, method)] = REQUEST_LATENCY.labels(path, method)
+            latency.observe(time.perf_counter() - started)
+            count = self._count.get((path, method, status))
+            if count is None:
+                count = self._count[(path, method, status)] = REQUESTS.labels(path, method, str(status))
+            count.inc()
