@@ -16,11 +16,14 @@ mark() { echo "$2" >"$STAMPS/$1"; }
 
 as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
-# 1. Debian packages: real Redis (7.x) for the online store.
-if ! command -v redis-server >/dev/null; then
-  say "installing redis-server from Debian's packages"
+# 1. Debian packages: real Redis (7.x) for the online store; wrk drives the feature-API benchmark.
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v wrk >/dev/null || missing+=(wrk)
+if (( ${#missing[@]} )); then
+  say "installing ${missing[*]} from Debian's packages"
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server >/dev/null
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 for tool in java mvn "$PY"; do
   command -v "$tool" >/dev/null || { say "missing $tool: install OpenJDK 17, Maven and Python 3.11 first"; exit 1; }
