@@ -18,6 +18,7 @@ from tessera.definitions import Feature, WindowedView
 from tessera.windows import DAY_MS, format_duration
 
 EXACT = DecimalType(38, 18)
+RUNNING_BUCKET_MS = 3_600_000  # see _running_totals
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,24 @@ def _zero(feature: Feature) -> Column:
     return F.lit(0).cast(EXACT) if feature.aggregation.operation == "sum" else F.lit(0).cast("long")
 
 
+def _running_totals(per_instant: DataFrame, features: list[Feature]) -> DataFrame:
+    """The running total per key, in two levels: an opening balance per (key, hour) from the
+    totals of the key's earlier hours, plus the running total within the hour. Spark buffers a whole
+    window partition in memory, and a key's every instant is millions of rows for a heavy user or
+    campaign; a (key, hour) partition and a per-key list of hours both stay small."""
+    bucketed = per_instant.withColumn("bucket", F.floor(F.col("t") / F.lit(RUNNING_BUCKET_MS)))
+    per_bucket = bucketed.groupBy("key", "bucket").agg(*[F.sum(f.name).alias(f.name) for f in features])
+    earlier = Window.partitionBy("key").orderBy("bucket").rowsBetween(Window.unboundedPreceding, -1)
+    opening = per_bucket.select("key", "bucket", *[
+        F.coalesce(F.sum(f.name).over(earlier), _zero(f)).alias(f"__open_{f.name}") for f in features])
+    within = Window.partitionBy("key", "bucket").orderBy("t").rowsBetween(Window.unboundedPreceding,
+                                                                          Window.currentRow)
+    return bucketed.join(opening, ["key", "bucket"]).select("key", "t", *[
+        # Decimal + decimal widens past 38 digits and Spark then drops scale: cast back to EXACT.
+        (F.col(f"__open_{f.name}") + F.sum(f.name).over(within)).cast(
+            EXACT if f.aggregation.operation == "sum" else "long").alias(f.name) for f in features])
+
+
 def change_points(plan: ChangePointPlan, events: DataFrame) -> DataFrame:
     """Rows (key, as_of_ms, feature values...) at every instant in the range where a value changes,
     plus one row per key at start_ms so a point-in-time lookup inside the range never needs an
@@ -100,8 +119,7 @@ def change_points(plan: ChangePointPlan, events: DataFrame) -> DataFrame:
         "key", F.lit(plan.start_ms).cast("long").alias("t"), *[_zero(f).alias(f.name) for f in features])
     deltas = deltas.where(F.col("t") < plan.end_ms).unionByName(snapshot)
     per_instant = deltas.groupBy("key", "t").agg(*[F.sum(f.name).alias(f.name) for f in features])
-    running = Window.partitionBy("key").orderBy("t").rowsBetween(Window.unboundedPreceding, Window.currentRow)
-    values = per_instant.select("key", "t", *[F.sum(f.name).over(running).alias(f.name) for f in features])
+    values = _running_totals(per_instant, features)
     values = values.where((F.col("t") >= plan.start_ms) & (F.col("t") < plan.end_ms))
     out = [F.col("key").alias(view.entity.join_key), F.col("t").alias("as_of_ms")]
     for f in view.features:

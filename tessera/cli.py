@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -397,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
         today = int(time.time() * 1000) // DAY_MS * DAY_MS
         args.start = "now" if args.target == "kafka" else \
             datetime.fromtimestamp((today - int(args.days) * DAY_MS) / 1000, tz=timezone.utc).date().isoformat()
+    if args.config is not None:
+        # Feast imports feature_repo/feast_repo.py, which finds its config through TESSERA_CONFIG.
+        os.environ["TESSERA_CONFIG"] = str(args.config.resolve())
     settings = load_settings(args.config)
     try:
         return args.handler(args, settings)

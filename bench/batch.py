@@ -1,0 +1,763 @@
+"""Benchmark the batch path against Feast's own, side by side in one run.
+
+    .venv/bin/python bench/batch.py                      # 10M events over 7 days, ~20 minutes
+    .venv/bin/python bench/batch.py --events 500000 --days 2 --rows 50000 --feast-rows 5000   # smoke
+
+Everything lives in a temporary directory (raw history, offline store, registry, Redis state); the
+real data/ is untouched. Spark runs at tessera.toml's settings (local[2]).
+  1. Backfill: >= 10M distinct events of raw history, written here with numpy/pyarrow in the layout
+     of tessera/raw_history.py (Zipf users and campaigns, the generator's event-type mix and costs,
+     a few % of rows repeated as producer retries), then `batch.backfill.backfill` over the range,
+     all three views. events/s = distinct events / wall seconds of the backfill call.
+  2. Training set: N entity rows (user_id uniform over the users with history, a timestamp uniform in
+     the range, a label) x every feature of user_ad_activity and user_profile_daily, timed through
+     `batch.training_set.build_training_set` and through Feast's default file offline store
+     (`get_historical_features(...).to_df()`) on the same offline store and rows. Feast runs in a
+     child process with a wall-clock cap and a memory cap, so a blow-up is reported, not suffered.
+     The first 1,000 rows (a random sample: rows are i.i.d.) are compared value by value.
+  3. Materialization: plain `FeatureStore.materialize` over the range into a Redis started by
+     tessera's RedisServer. Feast's figure only: tessera has no materializer of its own yet.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tessera.config import Settings, load_settings  # noqa: E402
+from tessera.events import EVENT_TYPES  # noqa: E402
+from tessera.raw_history import SCHEMA  # noqa: E402
+from tessera.windows import DAY_MS  # noqa: E402
+
+TRAINING_VIEWS = ("user_ad_activity", "user_profile_daily")
+SAMPLE_ROWS = 1_000
+REL_TOLERANCE = 1e-9
+GOAL_EVENTS = 10_000_000
+GOAL_SPEEDUP = 5.0
+GOAL_MATERIALIZE_ROWS_S = 100_000
+Say = Callable[[str], None]
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+# --- settings and the temporary stack ------------------------------------------------------------
+
+def make_settings(base: Path, redis_port: int) -> Settings:
+    return load_settings(ROOT / "tessera.toml",
+                         paths={"state_dir": str(base / "state"), "data_dir": str(base / "data")},
+                         redis={"host": "127.0.0.1", "port": redis_port, "db": 0})
+
+
+def stack_env(settings: Settings) -> dict[str, str]:
+    """The environment under which `tessera apply`, feast_repo.py and the Feast children see the same
+    temporary data_dir, state_dir and Redis port as this process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
+    env.update({"TESSERA_CONFIG": str(ROOT / "tessera.toml"), "TESSERA_PATHS__STATE_DIR": str(settings.state_dir),
+                "TESSERA_PATHS__DATA_DIR": str(settings.data_dir), "TESSERA_REDIS__PORT": str(settings.redis.port)})
+    return env
+
+
+def apply_registry(settings: Settings, env: dict[str, str]) -> None:
+    """`tessera apply` into the temporary registry, then check its sources point into data_dir."""
+    done = subprocess.run([sys.executable, "-m", "tessera.cli", "apply"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise SystemExit(f"tessera apply failed:\n{done.stdout}\n{done.stderr}")
+    from feast import FeatureStore, FileSource
+
+    from tessera.feast_objects import repo_config
+
+    store = FeatureStore(config=repo_config(settings))
+    for view in store.list_feature_views():
+        source = view.batch_source
+        assert isinstance(source, FileSource)
+        path = Path(source.path)
+        if settings.offline_store_dir not in path.parents:
+            raise SystemExit(f"registry source of {view.name} is {path}, outside {settings.offline_store_dir}")
+
+
+# --- 1. raw history ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HistorySpec:
+    """Defaults follow tessera/generator.py's GeneratorConfig."""
+
+    events: int
+    days: int
+    start: date
+    users: int = 100_000
+    campaigns: int = 500
+    ads_per_campaign: int = 8
+    zipf_s: float = 1.1
+    ctr: float = 0.02
+    cvr: float = 0.05
+    duplicates: float = 0.03
+    seed: int = 42
+    files_per_day: int = 4
+
+
+@dataclass
+class History:
+    distinct_events: int
+    rows_written: int
+    seconds: float
+    users: np.ndarray  # users with at least one event
+
+
+@dataclass(frozen=True)
+class Population:
+    user_ids: np.ndarray
+    user_cdf: np.ndarray
+    campaign_ids: np.ndarray
+    campaign_cdf: np.ndarray
+    type_cdf: np.ndarray
+
+
+def zipf_cdf(n: int, s: float) -> np.ndarray:
+    weights = 1.0 / np.arange(1, n + 1, dtype=np.float64) ** s
+    cdf = np.cumsum(weights)
+    return cdf / cdf[-1]
+
+
+def population(spec: HistorySpec, rng: np.random.Generator) -> Population:
+    p_click = spec.ctr / (1 + spec.ctr + spec.ctr * spec.cvr)
+    p_conv = p_click * spec.cvr
+    return Population(rng.permutation(spec.users), zipf_cdf(spec.users, spec.zipf_s),
+                      rng.permutation(spec.campaigns), zipf_cdf(spec.campaigns, spec.zipf_s),
+                      np.cumsum([1 - p_click - p_conv, p_click, p_conv]))
+
+
+def day_start_ms(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def day_events(spec: HistorySpec, pop: Population, rng: np.random.Generator, day: date, first_id: int,
+               n: int) -> pa.Table:
+    """n distinct events of one UTC day in event-time order, plus retried copies right behind them."""
+    t0 = day_start_ms(day)
+    times = np.sort(rng.integers(t0, t0 + DAY_MS, n, dtype=np.int64))
+    types = np.searchsorted(pop.type_cdf, rng.random(n), side="right").clip(0, 2)
+    users = pop.user_ids[np.searchsorted(pop.user_cdf, rng.random(n))].astype(np.int64)
+    campaigns = pop.campaign_ids[np.searchsorted(pop.campaign_cdf, rng.random(n))].astype(np.int64)
+    ads = campaigns * spec.ads_per_campaign + rng.integers(0, spec.ads_per_campaign, n)
+    cost = np.where(types == 0, rng.lognormal(np.log(0.002), 0.5, n),
+                    np.where(types == 1, rng.lognormal(np.log(0.6), 0.6, n), 0.0)).round(6)
+    ids = pc.binary_join_element_wise(pa.scalar(f"bench-{spec.seed:x}-"),
+                                      pc.cast(pa.array(np.arange(first_id, first_id + n)), pa.string()), "")
+    kinds = pa.DictionaryArray.from_arrays(pa.array(types.astype(np.int8)), pa.array(EVENT_TYPES))
+    table = pa.table({"event_id": ids, "event_type": kinds.cast(pa.string()), "event_time": times,
+                      "user_id": users, "ad_id": ads, "campaign_id": campaigns, "cost": cost}, schema=SCHEMA)
+    retried = np.flatnonzero(rng.random(n) < spec.duplicates)
+    return table.take(np.sort(np.concatenate([np.arange(n), retried])))
+
+
+def write_day(root: Path, table: pa.Table, day: date, files: int, first_sequence: int) -> None:
+    folder = root / f"date={day.isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    step = -(-table.num_rows // files)
+    for i in range(files):
+        pq.write_table(table.slice(i * step, step), folder / f"bench-{first_sequence + i:06d}.parquet",
+                       compression="zstd")
+
+
+def write_history(root: Path, spec: HistorySpec) -> History:
+    began = time.perf_counter()
+    rng = np.random.default_rng(spec.seed)
+    pop = population(spec, rng)
+    per_day = np.full(spec.days, spec.events // spec.days)
+    per_day[: spec.events % spec.days] += 1
+    rows, first_id, seen = 0, 0, []
+    for i, n in enumerate(per_day):
+        day = spec.start + timedelta(days=i)
+        table = day_events(spec, pop, rng, day, first_id, int(n))
+        write_day(root, table, day, spec.files_per_day, i * spec.files_per_day)
+        seen.append(np.unique(table.column("user_id").to_numpy()))
+        rows += table.num_rows
+        first_id += int(n)
+        say(f"  {day}: {n:,} events + {table.num_rows - n:,} retried copies "
+            f"({time.perf_counter() - began:.0f} s)")
+    return History(spec.events, rows, time.perf_counter() - began, np.unique(np.concatenate(seen)))
+
+
+# --- 1. backfill ---------------------------------------------------------------------------------
+
+@dataclass
+class BackfillFigures:
+    distinct_events: int
+    seconds: float
+    session_seconds: float
+    rows_by_view: dict[str, int]
+    seconds_by_view: dict[str, float]
+    failure: str | None = None  # what broke, when the backfill did not finish
+
+    @property
+    def events_per_s(self) -> float:
+        return self.distinct_events / self.seconds
+
+
+def run_backfill(settings: Settings, definitions, start: date, end: date) -> BackfillFigures:
+    from batch.backfill import backfill
+    from batch.spark_session import spark_session
+
+    began = time.perf_counter()
+    spark = spark_session(settings, "tessera-bench-batch")
+    session_s = time.perf_counter() - began
+    say(f"  Spark {spark.version} at {spark.sparkContext.master}, "
+        f"shuffle partitions {spark.conf.get('spark.sql.shuffle.partitions')} (session {session_s:.1f} s)")
+    lines: list[str] = []
+
+    def note(message: str) -> None:
+        lines.append(message)
+        say(f"  [{time.perf_counter() - began - session_s:6.1f} s] {message}")
+
+    began_call = time.perf_counter()
+    try:
+        results = backfill(spark, settings, definitions, start, end, say=note)
+        failure = None
+    except Exception as err:  # reported in the summary: the run's finding, not a crash of the bench
+        results, failure = [], failure_reason(err, lines, list(definitions.views))
+    finally:
+        seconds = time.perf_counter() - began_call
+        spark.stop()
+    counted = re.search(r"([\d,]+) distinct events", lines[0]) if lines else None
+    distinct = int(counted.group(1).replace(",", "")) if counted else -1
+    return BackfillFigures(distinct, seconds, session_s, {r.view: r.rows for r in results},
+                           {r.view: r.seconds for r in results}, failure)
+
+
+def failure_reason(err: Exception, lines: list[str], views: list[str]) -> str:
+    """One line: which view was being written and the root error (Spark's messages run to pages)."""
+    done = [v for v in views if any(line.strip().startswith(f"{v}:") for line in lines)]
+    at = next((v for v in views if v not in done), "?")
+    text = str(err) + "\n" + "\n".join(java_causes(err))
+    root = re.search(r"(java\.lang\.OutOfMemoryError[^\n]*|SparkOutOfMemoryError[^\n]*?SQLSTATE: \w+)", text)
+    reason = root.group(1) if root else f"{type(err).__name__}: {text.splitlines()[0][:200] if text else ''}"
+    return (f"failed while writing {at} (finished: {', '.join(done) or 'none'}): {reason} "
+            "(Spark's own log above has the full cause)")
+
+
+def java_causes(err: Exception, depth: int = 6) -> list[str]:
+    """The Java exception chain behind a Py4JJavaError, innermost last."""
+    out: list[str] = []
+    try:
+        cause = getattr(err, "java_exception", None)
+        while cause is not None and len(out) < depth:
+            out.append(str(cause.toString()))
+            cause = cause.getCause()
+    except Exception:  # the JVM may be in no state to answer after an OutOfMemoryError
+        pass
+    return out
+
+
+# --- 2. training sets ----------------------------------------------------------------------------
+
+def entity_rows(users: np.ndarray, n: int, start: date, days: int, seed: int) -> pd.DataFrame:
+    """i.i.d. rows, so any prefix is a random sample. Users are uniform over those with history:
+    Zipf-weighted rows would make Feast's per-key cross join explode on the heaviest users."""
+    rng = np.random.default_rng(seed)
+    t0 = day_start_ms(start)
+    stamps = rng.integers(t0, t0 + days * DAY_MS, n, dtype=np.int64)
+    return pd.DataFrame({
+        "row_id": np.arange(n, dtype=np.int64),
+        "user_id": rng.choice(users, n).astype(np.int64),
+        "event_timestamp": pd.to_datetime(stamps, unit="ms", utc=True).astype("datetime64[us, UTC]"),
+        "label": (rng.random(n) < 0.02).astype(np.int64),
+    })
+
+
+def feature_refs(definitions) -> list[str]:
+    return [f.ref for v in TRAINING_VIEWS for f in definitions.view(v).features]
+
+
+def time_tessera(settings: Settings, definitions, rows: pd.DataFrame) -> tuple[float, pd.DataFrame]:
+    from batch.training_set import build_training_set
+
+    began = time.perf_counter()
+    frame = build_training_set(settings, definitions, rows, list(TRAINING_VIEWS))
+    return time.perf_counter() - began, frame
+
+
+@dataclass
+class ChildResult:
+    status: str  # "ok", "timeout", "memory", "failed"
+    wall_s: float
+    peak_rss_gb: float
+    cap_s: float
+    memory_gb: float
+    payload: dict = field(default_factory=dict)
+    log_tail: str = ""
+
+    @property
+    def seconds(self) -> float:
+        """What the child measured when it finished, else the wall time until it was stopped."""
+        return float(self.payload["seconds"]) if self.status == "ok" else self.wall_s
+
+
+def rss_bytes(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
+
+
+def run_child(label: str, child_args: list[str], io_dir: Path, env: dict[str, str], cap_s: float,
+              memory_gb: float) -> ChildResult:
+    """Run this script in --child mode, killing it (only it, by pid) past cap_s or memory_gb."""
+    io_dir.mkdir(parents=True, exist_ok=True)
+    log = io_dir / "child.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", *child_args,
+                                 "--io", str(io_dir)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    began, last_note, peak, status = time.perf_counter(), time.perf_counter(), 0, "ok"
+    while proc.poll() is None:
+        peak = max(peak, rss_bytes(proc.pid))
+        elapsed = time.perf_counter() - began
+        if elapsed > cap_s or peak > memory_gb * 2**30:
+            status = "timeout" if elapsed > cap_s else "memory"
+            proc.kill()
+            proc.wait()
+            break
+        if time.perf_counter() - last_note >= 30:
+            last_note = time.perf_counter()
+            say(f"    {label}: {elapsed:.0f} s, RSS {rss_bytes(proc.pid) / 2**30:.1f} GB")
+        time.sleep(0.25)
+    wall = time.perf_counter() - began
+    result_file = io_dir / "result.json"
+    if status == "ok" and (proc.returncode != 0 or not result_file.exists()):
+        status = "failed"
+    payload = json.loads(result_file.read_text()) if status == "ok" else {}
+    tail = "" if status == "ok" else "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+    return ChildResult(status, wall, peak / 2**30, cap_s, memory_gb, payload, tail)
+
+
+def child_historical(io_dir: Path) -> None:
+    """In the child: Feast's get_historical_features on rows.parquet, timed from the call to to_df()."""
+    from feast import FeatureStore
+
+    from tessera.definitions import load_definitions
+    from tessera.feast_objects import repo_config
+
+    settings = load_settings()
+    store = FeatureStore(config=repo_config(settings))
+    refs = feature_refs(load_definitions(settings.feature_repo))
+    rows = pd.read_parquet(io_dir / "rows.parquet")
+    began = time.perf_counter()
+    frame = store.get_historical_features(entity_df=rows, features=refs, full_feature_names=True).to_df()
+    seconds = time.perf_counter() - began
+    frame[frame["row_id"] < SAMPLE_ROWS].to_parquet(io_dir / "sample.parquet", index=False)
+    (io_dir / "result.json").write_text(json.dumps({"seconds": seconds, "rows_in": len(rows),
+                                                    "rows_out": len(frame)}))
+
+
+def run_feast_historical(rows: pd.DataFrame, io_dir: Path, env: dict[str, str], cap_s: float,
+                         memory_gb: float) -> ChildResult:
+    io_dir.mkdir(parents=True, exist_ok=True)
+    rows.to_parquet(io_dir / "rows.parquet", index=False)
+    return run_child(f"Feast {len(rows):,} rows", ["historical"], io_dir, env, cap_s, memory_gb)
+
+
+@dataclass
+class Comparison:
+    rows_ours: int
+    rows_feast: int
+    values_compared: int = 0
+    both_null: int = 0
+    feast_null: int = 0  # Feast has no value (no offline row at or before t); tessera fills 0 for counts/sums
+    mismatches: int = 0
+    examples: list[str] = field(default_factory=list)
+
+
+def agree(ours: float, theirs: float, exact: bool) -> bool:
+    if exact:
+        return ours == theirs
+    return abs(ours - theirs) <= REL_TOLERANCE * max(abs(ours), abs(theirs)) or ours == theirs
+
+
+def compare(ours: pd.DataFrame, feast: pd.DataFrame, definitions) -> Comparison:
+    ours = ours[ours["row_id"] < SAMPLE_ROWS]
+    result = Comparison(len(ours), len(feast))
+    merged = ours.merge(feast, on="row_id", suffixes=("", "__feast"))
+    for view in TRAINING_VIEWS:
+        for feature in definitions.view(view).features:
+            name = f"{view}__{feature.name}"
+            exact = feature.aggregation.operation in ("count", "distinct_days")
+            for row_id, a, b in zip(merged["row_id"], merged[name], merged[f"{name}__feast"]):
+                if pd.isna(b):
+                    if pd.isna(a):
+                        result.both_null += 1
+                    else:
+                        result.feast_null += 1
+                    continue
+                result.values_compared += 1
+                if pd.isna(a) or not agree(float(a), float(b), exact):
+                    result.mismatches += 1
+                    if len(result.examples) < 5:
+                        result.examples.append(f"row {row_id} {name}: tessera {a!r} vs Feast {b!r}")
+    return result
+
+
+# --- 3. materialization --------------------------------------------------------------------------
+
+def child_materialize(io_dir: Path, start: date, end: date, view: str) -> None:
+    from feast import FeatureStore
+
+    from tessera.feast_objects import repo_config
+
+    store = FeatureStore(config=repo_config(load_settings()))
+    first = datetime(start.year, start.month, start.day, tzinfo=timezone.utc)
+    last = datetime(end.year, end.month, end.day, tzinfo=timezone.utc) + timedelta(days=1)
+    began = time.perf_counter()
+    store.materialize(start_date=first, end_date=last, feature_views=[view])
+    (io_dir / "result.json").write_text(json.dumps({"seconds": time.perf_counter() - began}))
+
+
+def online_rows(settings: Settings) -> dict[str, int]:
+    """Rows Feast wrote to Redis, per view: hashes holding that view's `_ts:<view>` field."""
+    from tessera.services.redis_server import redis_client
+
+    client = redis_client(settings, timeout_s=30)
+    counts: dict[str, int] = {}
+    batch: list[str] = []  # bytes really: the client does not decode
+
+    def flush() -> None:
+        with client.pipeline(transaction=False) as pipe:
+            for key in batch:
+                pipe.hkeys(key)
+            for fields in pipe.execute():
+                for f in fields:
+                    if f.startswith(b"_ts:"):
+                        view = f[4:].decode()
+                        counts[view] = counts.get(view, 0) + 1
+        batch.clear()
+
+    for key in client.scan_iter(count=10_000):
+        batch.append(key)
+        if len(batch) >= 10_000:
+            flush()
+    flush()
+    return counts
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=10_000_000, help="distinct events of raw history")
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--start", type=date.fromisoformat, default=date(2025, 6, 2))
+    parser.add_argument("--rows", type=int, default=1_000_000, help="entity rows of the training set")
+    parser.add_argument("--feast-rows", type=int, default=100_000, help="the smaller Feast measurement")
+    parser.add_argument("--feast-cap-s", type=float, default=480, help="wall-clock cap per Feast retrieval")
+    parser.add_argument("--feast-memory-gb", type=float, default=8, help="RSS cap of a Feast child")
+    parser.add_argument("--materialize-cap-s", type=float, default=300, help="wall-clock cap per view")
+    parser.add_argument("--materialize-reserve-s", type=float, default=240,
+                        help="budget kept for materialization when capping the Feast retrievals")
+    parser.add_argument("--budget-min", type=float, default=21, help="the whole run's time budget")
+    parser.add_argument("--redis-port", type=int, default=6395)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--fallback-rows", type=int, default=10_000,
+                        help="a Feast size that fits, measured only if neither Feast run above finishes")
+    parser.add_argument("--child", choices=["historical", "materialize"], help=argparse.SUPPRESS)
+    parser.add_argument("--view", help=argparse.SUPPRESS)
+    parser.add_argument("--io", type=Path, help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def fmt_s(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:,.1f} s"
+
+
+def feast_cell(result: ChildResult | None) -> str:
+    if result is None:
+        return "not run"
+    if result.status == "ok":
+        return f"{result.seconds:,.1f} s (peak RSS {result.peak_rss_gb:.1f} GB)"
+    if result.status == "timeout":
+        return f"killed at the {result.cap_s:.0f} s cap (peak RSS {result.peak_rss_gb:.1f} GB)"
+    if result.status == "memory":
+        return f"killed at the {result.memory_gb:g} GB RSS cap after {result.wall_s:.0f} s"
+    return f"failed after {result.wall_s:.0f} s"
+
+
+def speedup_cell(ours: float, feast: ChildResult | None) -> tuple[str, float | None, bool]:
+    """(text, ratio, ratio is only a lower bound)."""
+    if feast is None:
+        return "-", None, False
+    if feast.status == "ok":
+        ratio = feast.seconds / ours
+        return f"{ratio:,.1f}x", ratio, False
+    if feast.status == "timeout":
+        ratio = feast.wall_s / ours
+        return f">= {ratio:,.1f}x (Feast cut off at the cap)", ratio, True
+    if feast.status == "memory":
+        return "n/a: Feast cannot finish in the memory cap", None, False
+    return "-", None, False
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("MET" if ok else "NOT MET")
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+@dataclass
+class TrainingFigures:
+    ours_s: dict[int, float] = field(default_factory=dict)  # entity rows -> seconds
+    feast: dict[int, ChildResult] = field(default_factory=dict)
+    comparison: Comparison | None = None
+    ours_peak_rss_gb: float = 0.0
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The whole run's time budget: later steps get the caps that still fit in it."""
+
+    deadline: float  # perf_counter
+
+    def cap(self, wanted_s: float, keep_s: float) -> float:
+        """wanted_s, or less so that keep_s remain for what follows (never below 60 s)."""
+        return max(60.0, min(wanted_s, self.deadline - time.perf_counter() - keep_s))
+
+
+def run_training(args: argparse.Namespace, settings: Settings, definitions, env: dict[str, str],
+                 users: np.ndarray, base: Path, budget: Budget) -> TrainingFigures:
+    figures = TrainingFigures()
+    rows = entity_rows(users, args.rows, args.start, args.days, seed=7)
+
+    def ours(n: int) -> pd.DataFrame:
+        seconds, frame = time_tessera(settings, definitions, rows.iloc[:n])
+        figures.ours_s[n] = seconds
+        say(f"  tessera build_training_set, {n:,} rows: {seconds:.1f} s")
+        return frame
+
+    def feast(n: int) -> None:
+        cap = budget.cap(args.feast_cap_s, keep_s=args.materialize_reserve_s)
+        say(f"  Feast get_historical_features, {n:,} rows (caps {cap:.0f} s, {args.feast_memory_gb:g} GB RSS):")
+        result = run_feast_historical(rows.iloc[:n], base / f"feast-{n}", env, cap, args.feast_memory_gb)
+        figures.feast[n] = result
+        say(f"    -> {feast_cell(result)}")
+        if result.status == "failed":
+            say(f"    Feast failed; last lines of its log:\n{result.log_tail}")
+        elif result.status == "ok" and result.payload["rows_out"] != result.payload["rows_in"]:
+            say(f"    Feast returned {result.payload['rows_out']:,} rows for {result.payload['rows_in']:,}")
+
+    ours_big = ours(args.rows)
+    figures.ours_peak_rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    ours(args.feast_rows)
+    feast(args.feast_rows)
+    feast(args.rows)
+    if not any(r.status == "ok" for r in figures.feast.values()):
+        say(f"  neither Feast run finished: measuring {args.fallback_rows:,} rows, a size that fits")
+        ours(args.fallback_rows)
+        feast(args.fallback_rows)
+    finished = [n for n, r in figures.feast.items() if r.status == "ok"]
+    if finished:
+        sample = pd.read_parquet(base / f"feast-{finished[0]}" / "sample.parquet")
+        figures.comparison = compare(ours_big, sample, definitions)
+    return figures
+
+
+@dataclass
+class MaterializeFigures:
+    by_view: dict[str, ChildResult] = field(default_factory=dict)
+    written: dict[str, int] = field(default_factory=dict)
+
+    def rate(self, view: str) -> float | None:
+        result = self.by_view[view]
+        return self.written.get(view, 0) / result.seconds if result.status == "ok" else None
+
+    def total(self) -> tuple[int, float] | None:
+        """(rows, seconds) over all views, when every view finished."""
+        if not self.by_view or any(r.status != "ok" for r in self.by_view.values()):
+            return None
+        return sum(self.written.get(v, 0) for v in self.by_view), sum(r.seconds for r in self.by_view.values())
+
+
+def run_materialize(args: argparse.Namespace, settings: Settings, definitions, env: dict[str, str],
+                    base: Path, budget: Budget) -> MaterializeFigures:
+    """Plain FeatureStore.materialize over the range, one view per child so each has the memory cap."""
+    figures = MaterializeFigures()
+    views = list(definitions.views)
+    for i, view in enumerate(views):
+        cap = budget.cap(args.materialize_cap_s, keep_s=60 * (len(views) - 1 - i))
+        say(f"  {view} (caps {cap:.0f} s, {args.feast_memory_gb:g} GB RSS):")
+        result = run_child(f"materialize {view}", ["materialize", "--view", view, "--start", args.start.isoformat(),
+                                                   "--days", str(args.days)],
+                           base / f"materialize-{view}", env, cap, args.feast_memory_gb)
+        figures.by_view[view] = result
+        say(f"    -> {feast_cell(result)}")
+        if result.status == "failed":
+            say(f"    last lines of its log:\n{result.log_tail}")
+    figures.written = online_rows(settings)
+    say(f"  rows in Redis by view: {figures.written}")
+    return figures
+
+
+def main() -> int:
+    args = parse_args()
+    if args.child == "historical":
+        child_historical(args.io)
+        return 0
+    if args.child == "materialize":
+        child_materialize(args.io, args.start, args.start + timedelta(days=args.days - 1), args.view)
+        return 0
+    from tessera.definitions import load_definitions
+    from tessera.services.redis_server import RedisServer
+
+    run_began = time.perf_counter()
+    budget = Budget(run_began + 60 * args.budget_min)
+    base = Path(tempfile.mkdtemp(prefix="tessera-bench-batch-"))
+    settings = make_settings(base, args.redis_port)
+    env = stack_env(settings)
+    definitions = load_definitions(settings.feature_repo)
+    start, end = args.start, args.start + timedelta(days=args.days - 1)
+    say(f"code under test: {ROOT}")
+    say(f"working directory {base}; range {start}..{end}; spark {settings.spark.master}, "
+        f"driver {settings.spark.driver_memory}, {settings.spark.shuffle_partitions} shuffle partitions")
+
+    say(f"\n[1/3] raw history: {args.events:,} distinct events over {args.days} days")
+    history = write_history(settings.raw_history_dir, HistorySpec(args.events, args.days, start))
+    say(f"  {history.rows_written:,} rows ({history.rows_written - history.distinct_events:,} retried copies), "
+        f"{len(history.users):,} users, written in {history.seconds:.1f} s")
+    say("  backfill (all views):")
+    bf = run_backfill(settings, definitions, start, end)
+    if bf.failure is not None:
+        say(f"  backfill FAILED after {bf.seconds:.1f} s: {bf.failure}")
+        say("\n=== summary " + "=" * 60)
+        say(f"code under test: {ROOT}")
+        say(f"backfill of {args.events:,} distinct events ({args.days} days, Zipf 1.1 users and campaigns) at "
+            f"{settings.spark.master}, driver {settings.spark.driver_memory}: FAILED after {bf.seconds:.1f} s\n"
+            f"  {bf.failure}\n  goal >= {GOAL_EVENTS:,} events: NOT MET. Training set and materialization "
+            f"need the offline store, so they were not run.")
+        say(f"total runtime {(time.perf_counter() - run_began) / 60:.1f} min; data kept in {base}")
+        return 1
+    say(f"  backfill: {bf.distinct_events:,} distinct events in {bf.seconds:.1f} s = {bf.events_per_s:,.0f} events/s")
+    if bf.distinct_events != history.distinct_events:
+        say(f"  WARNING: the backfill counted {bf.distinct_events:,} distinct events, "
+            f"{history.distinct_events:,} were written")
+
+    redis = RedisServer(settings)
+    try:
+        say(f"\nRedis: {redis.start()}")
+        apply_registry(settings, env)
+        say(f"registry applied: {settings.registry_path}")
+        say(f"\n[2/3] training set: {args.rows:,} entity rows x {len(feature_refs(definitions))} features")
+        training = run_training(args, settings, definitions, env, history.users, base, budget)
+        say(f"\n[3/3] feast materialize {start}..{end} into Redis {settings.redis.host}:{settings.redis.port}")
+        materialized = run_materialize(args, settings, definitions, env, base, budget)
+    finally:
+        say(f"Redis: {redis.stop()}")
+
+    print_summary(args, history, bf, training, materialized, time.perf_counter() - run_began)
+    if args.keep:
+        say(f"kept {base}")
+    else:
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+def training_rows(args: argparse.Namespace, t: TrainingFigures) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+    for n, feast in t.feast.items():
+        ours = t.ours_s[n]
+        text, ratio, bound = speedup_cell(ours, feast)
+        # A lower bound decides the goal only when it already reaches it.
+        ok = None if ratio is None or (bound and ratio < GOAL_SPEEDUP) else ratio >= GOAL_SPEEDUP
+        label = f"training set {n:,} rows" + (" (fallback size)" if n == args.fallback_rows else "")
+        out.append((label, fmt_s(ours), feast_cell(feast), f">= {GOAL_SPEEDUP:.0f}x faster", "-"))
+        out.append((f"  speedup at {n:,} rows", text, "-", f">= {GOAL_SPEEDUP:.0f}x", verdict(ok)))
+    done = [(n, r) for n, r in t.feast.items() if r.status == "ok"]
+    if args.rows in t.feast and t.feast[args.rows].status != "ok" and done:
+        n, r = max(done)
+        guess = r.seconds * args.rows / n
+        out.append((f"  EXTRAPOLATED Feast at {args.rows:,} (from {n:,}, linear)", fmt_s(t.ours_s[args.rows]),
+                    f"~{guess:,.0f} s (NOT measured)", "-", f"~{guess / t.ours_s[args.rows]:,.0f}x (estimate)"))
+    out.append(("  tessera peak RSS (bench process)", f"{t.ours_peak_rss_gb:.1f} GB", "(peak RSS in cells above)",
+                "-", "-"))
+    c = t.comparison
+    if c is not None:
+        out.append((f"values agree ({c.rows_ours:,}-row sample)",
+                    f"{c.values_compared:,} compared, {c.mismatches:,} mismatched",
+                    f"{c.feast_null:,} Feast-null (not compared), {c.both_null:,} both null",
+                    "0 mismatches", verdict(c.mismatches == 0 and c.rows_ours == c.rows_feast)))
+    else:
+        out.append(("values agree", "not checked: no Feast run finished", "-", "0 mismatches", "n/a"))
+    return out
+
+
+def materialize_rows(args: argparse.Namespace, m: MaterializeFigures) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+    for view, result in m.by_view.items():
+        rate = m.rate(view)
+        outcome = feast_cell(result)
+        out.append((f"materialize {view}", "no materializer yet", f"{m.written.get(view, 0):,} rows, {outcome}",
+                    "-", "-" if rate is None else f"{rate:,.0f} rows/s"))
+    total = m.total()
+    rate, cell = None, "not every view finished"
+    if total is not None and total[1] > 0:
+        rate = total[0] / total[1]
+        cell = f"{rate:,.0f} rows/s ({total[0]:,} rows, {total[1]:.1f} s)"
+    out.append(("materialize, all views: rows/s", "no materializer yet", cell,
+                f">= {GOAL_MATERIALIZE_ROWS_S:,} rows/s",
+                verdict(None if rate is None else rate >= GOAL_MATERIALIZE_ROWS_S) + " (Feast's figure)"))
+    return out
+
+
+def print_summary(args: argparse.Namespace, history: History, bf: BackfillFigures, training: TrainingFigures,
+                  materialized: MaterializeFigures, total_s: float) -> None:
+    rows: list[tuple[str, ...]] = [("measure", "tessera", "Feast (reference)", "goal", "verdict")]
+    rows.append(("backfill: distinct events processed", f"{bf.distinct_events:,}", "-",
+                 f">= {GOAL_EVENTS:,}", verdict(bf.distinct_events >= GOAL_EVENTS)))
+    rows.append(("backfill: events/s (3 views, wall)", f"{bf.events_per_s:,.0f} ({bf.seconds:.1f} s)", "-",
+                 "report", "-"))
+    for view, n in bf.rows_by_view.items():
+        rows.append((f"  offline rows written: {view}", f"{n:,} ({bf.seconds_by_view[view]:.1f} s)", "-", "-", "-"))
+    rows += training_rows(args, training)
+    rows += materialize_rows(args, materialized)
+    say("\n=== summary " + "=" * 60)
+    say(f"code under test: {ROOT}")
+    say(f"history: {history.distinct_events:,} distinct events + {history.rows_written - history.distinct_events:,} "
+        f"retried copies, {args.days} days from {args.start}, {len(history.users):,} users (Zipf 1.1), "
+        f"written in {history.seconds:.0f} s; Spark session start {bf.session_seconds:.1f} s "
+        "(not in the backfill time)")
+    say(f"entity rows: user uniform over users with history, timestamp uniform in the range; Feast caps: "
+        f"{args.feast_cap_s:.0f} s wall (less if the run budget is short), {args.feast_memory_gb:g} GB RSS per child")
+    say(table(rows))
+    c = training.comparison
+    if c is not None and c.examples:
+        say("mismatch examples:\n  " + "\n  ".join(c.examples))
+    say(f"total runtime {total_s / 60:.1f} min. Machine shared: compare ratios within this run only.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
