@@ -50,14 +50,18 @@ def _timestamp_column(rows: pd.DataFrame, asked: str | None) -> str:
                            f"columns: {', '.join(rows.columns)}")
 
 
-def _view_rows(settings: Settings, view: str, key: str, keys: pa.Array, until: pd.Timestamp) -> pd.DataFrame:
+def _view_rows(settings: Settings, view: str, key: str, keys: pa.Array, until: pd.Timestamp,
+               names: list[str]) -> pd.DataFrame:
     folder = settings.offline_store_dir / view
     if not folder.exists() or not any(folder.rglob("*.parquet")):
         raise TrainingSetError(f"the offline store has no rows for {view!r} under {folder}: run tessera backfill")
     dataset = ds.dataset(folder, format="parquet", partitioning="hive", exclude_invalid_files=True)
     until_date = until.strftime("%Y-%m-%d")
-    table = dataset.to_table(filter=(ds.field("date") <= until_date) & ds.field(key).isin(keys))
-    frame = table.drop_columns(["date"]).to_pandas() if "date" in table.column_names else table.to_pandas()
+    # Only the columns asked for: a view's offline store can be tens of millions of rows.
+    wanted = [key, EVENT_TIMESTAMP, *([CREATED_TIMESTAMP] if CREATED_TIMESTAMP in dataset.schema.names else []),
+              *names]
+    table = dataset.to_table(columns=wanted, filter=(ds.field("date") <= until_date) & ds.field(key).isin(keys))
+    frame = table.to_pandas()
     frame[EVENT_TIMESTAMP] = pd.to_datetime(frame[EVENT_TIMESTAMP], utc=True).astype("datetime64[us, UTC]")
     return frame
 
@@ -95,8 +99,8 @@ def build_training_set(settings: Settings, definitions: Definitions, rows: pd.Da
             raise TrainingSetError(f"{int(too_early.sum())} row(s) have timestamps before the stored history of "
                                    f"{view_name!r} (starts {start:%Y-%m-%d}; earliest asked {first_bad})")
         keys = pa.array(out[key].astype("int64").unique())
-        offline = _view_rows(settings, view_name, key, keys, stamps.max())
         names = [f.name for f in view_features]
+        offline = _view_rows(settings, view_name, key, keys, stamps.max(), names)
         if CREATED_TIMESTAMP in offline.columns:
             offline = offline.sort_values([EVENT_TIMESTAMP, CREATED_TIMESTAMP])
         else:
