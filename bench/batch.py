@@ -21,7 +21,6 @@ real data/ is untouched. Spark runs at tessera.toml's settings (local[2]).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import resource
@@ -31,26 +30,22 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from batch.backfill import day_start_ms  # noqa: E402
+from bench.batch_history import History, HistorySpec, write_history  # noqa: E402
+from bench.feast_children import (SAMPLE_ROWS, TRAINING_VIEWS, ChildResult, child_historical,  # noqa: E402
+                                  child_materialize, feature_refs, run_child, run_feast_historical)
 from tessera.config import Settings, load_settings  # noqa: E402
-from tessera.events import EVENT_TYPES  # noqa: E402
-from tessera.raw_history import SCHEMA  # noqa: E402
 from tessera.windows import DAY_MS  # noqa: E402
-
-TRAINING_VIEWS = ("user_ad_activity", "user_profile_daily")
-SAMPLE_ROWS = 1_000
 REL_TOLERANCE = 1e-9
 GOAL_EVENTS = 10_000_000
 GOAL_SPEEDUP = 5.0
@@ -96,109 +91,6 @@ def apply_registry(settings: Settings, env: dict[str, str]) -> None:
         path = Path(source.path)
         if settings.offline_store_dir not in path.parents:
             raise SystemExit(f"registry source of {view.name} is {path}, outside {settings.offline_store_dir}")
-
-
-# --- 1. raw history ------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class HistorySpec:
-    """Defaults follow tessera/generator.py's GeneratorConfig."""
-
-    events: int
-    days: int
-    start: date
-    users: int = 100_000
-    campaigns: int = 500
-    ads_per_campaign: int = 8
-    zipf_s: float = 1.1
-    ctr: float = 0.02
-    cvr: float = 0.05
-    duplicates: float = 0.03
-    seed: int = 42
-    files_per_day: int = 4
-
-
-@dataclass
-class History:
-    distinct_events: int
-    rows_written: int
-    seconds: float
-    users: np.ndarray  # users with at least one event
-
-
-@dataclass(frozen=True)
-class Population:
-    user_ids: np.ndarray
-    user_cdf: np.ndarray
-    campaign_ids: np.ndarray
-    campaign_cdf: np.ndarray
-    type_cdf: np.ndarray
-
-
-def zipf_cdf(n: int, s: float) -> np.ndarray:
-    weights = 1.0 / np.arange(1, n + 1, dtype=np.float64) ** s
-    cdf = np.cumsum(weights)
-    return cdf / cdf[-1]
-
-
-def population(spec: HistorySpec, rng: np.random.Generator) -> Population:
-    p_click = spec.ctr / (1 + spec.ctr + spec.ctr * spec.cvr)
-    p_conv = p_click * spec.cvr
-    return Population(rng.permutation(spec.users), zipf_cdf(spec.users, spec.zipf_s),
-                      rng.permutation(spec.campaigns), zipf_cdf(spec.campaigns, spec.zipf_s),
-                      np.cumsum([1 - p_click - p_conv, p_click, p_conv]))
-
-
-def day_start_ms(day: date) -> int:
-    return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp() * 1000)
-
-
-def day_events(spec: HistorySpec, pop: Population, rng: np.random.Generator, day: date, first_id: int,
-               n: int) -> pa.Table:
-    """n distinct events of one UTC day in event-time order, plus retried copies right behind them."""
-    t0 = day_start_ms(day)
-    times = np.sort(rng.integers(t0, t0 + DAY_MS, n, dtype=np.int64))
-    types = np.searchsorted(pop.type_cdf, rng.random(n), side="right").clip(0, 2)
-    users = pop.user_ids[np.searchsorted(pop.user_cdf, rng.random(n))].astype(np.int64)
-    campaigns = pop.campaign_ids[np.searchsorted(pop.campaign_cdf, rng.random(n))].astype(np.int64)
-    ads = campaigns * spec.ads_per_campaign + rng.integers(0, spec.ads_per_campaign, n)
-    cost = np.where(types == 0, rng.lognormal(np.log(0.002), 0.5, n),
-                    np.where(types == 1, rng.lognormal(np.log(0.6), 0.6, n), 0.0)).round(6)
-    ids = pc.binary_join_element_wise(pa.scalar(f"bench-{spec.seed:x}-"),
-                                      pc.cast(pa.array(np.arange(first_id, first_id + n)), pa.string()), "")
-    kinds = pa.DictionaryArray.from_arrays(pa.array(types.astype(np.int8)), pa.array(EVENT_TYPES))
-    table = pa.table({"event_id": ids, "event_type": kinds.cast(pa.string()), "event_time": times,
-                      "user_id": users, "ad_id": ads, "campaign_id": campaigns, "cost": cost}, schema=SCHEMA)
-    retried = np.flatnonzero(rng.random(n) < spec.duplicates)
-    return table.take(np.sort(np.concatenate([np.arange(n), retried])))
-
-
-def write_day(root: Path, table: pa.Table, day: date, files: int, first_sequence: int) -> None:
-    folder = root / f"date={day.isoformat()}"
-    folder.mkdir(parents=True, exist_ok=True)
-    step = -(-table.num_rows // files)
-    for i in range(files):
-        pq.write_table(table.slice(i * step, step), folder / f"bench-{first_sequence + i:06d}.parquet",
-                       compression="zstd")
-
-
-def write_history(root: Path, spec: HistorySpec) -> History:
-    began = time.perf_counter()
-    rng = np.random.default_rng(spec.seed)
-    pop = population(spec, rng)
-    per_day = np.full(spec.days, spec.events // spec.days)
-    per_day[: spec.events % spec.days] += 1
-    rows, first_id, seen = 0, 0, []
-    for i, n in enumerate(per_day):
-        day = spec.start + timedelta(days=i)
-        table = day_events(spec, pop, rng, day, first_id, int(n))
-        write_day(root, table, day, spec.files_per_day, i * spec.files_per_day)
-        seen.append(np.unique(table.column("user_id").to_numpy()))
-        rows += table.num_rows
-        first_id += int(n)
-        say(f"  {day}: {n:,} events + {table.num_rows - n:,} retried copies "
-            f"({time.perf_counter() - began:.0f} s)")
-    return History(spec.events, rows, time.perf_counter() - began, np.unique(np.concatenate(seen)))
 
 
 # --- 1. backfill ---------------------------------------------------------------------------------
@@ -287,98 +179,12 @@ def entity_rows(users: np.ndarray, n: int, start: date, days: int, seed: int) ->
     })
 
 
-def feature_refs(definitions) -> list[str]:
-    return [f.ref for v in TRAINING_VIEWS for f in definitions.view(v).features]
-
-
 def time_tessera(settings: Settings, definitions, rows: pd.DataFrame) -> tuple[float, pd.DataFrame]:
     from batch.training_set import build_training_set
 
     began = time.perf_counter()
     frame = build_training_set(settings, definitions, rows, list(TRAINING_VIEWS))
     return time.perf_counter() - began, frame
-
-
-@dataclass
-class ChildResult:
-    status: str  # "ok", "timeout", "memory", "failed"
-    wall_s: float
-    peak_rss_gb: float
-    cap_s: float
-    memory_gb: float
-    payload: dict = field(default_factory=dict)
-    log_tail: str = ""
-
-    @property
-    def seconds(self) -> float:
-        """What the child measured when it finished, else the wall time until it was stopped."""
-        return float(self.payload["seconds"]) if self.status == "ok" else self.wall_s
-
-
-def rss_bytes(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return 0
-
-
-def run_child(label: str, child_args: list[str], io_dir: Path, env: dict[str, str], cap_s: float,
-              memory_gb: float) -> ChildResult:
-    """Run this script in --child mode, killing it (only it, by pid) past cap_s or memory_gb."""
-    io_dir.mkdir(parents=True, exist_ok=True)
-    log = io_dir / "child.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", *child_args,
-                                 "--io", str(io_dir)], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    began, last_note, peak, status = time.perf_counter(), time.perf_counter(), 0, "ok"
-    while proc.poll() is None:
-        peak = max(peak, rss_bytes(proc.pid))
-        elapsed = time.perf_counter() - began
-        if elapsed > cap_s or peak > memory_gb * 2**30:
-            status = "timeout" if elapsed > cap_s else "memory"
-            proc.kill()
-            proc.wait()
-            break
-        if time.perf_counter() - last_note >= 30:
-            last_note = time.perf_counter()
-            say(f"    {label}: {elapsed:.0f} s, RSS {rss_bytes(proc.pid) / 2**30:.1f} GB")
-        time.sleep(0.25)
-    wall = time.perf_counter() - began
-    result_file = io_dir / "result.json"
-    if status == "ok" and (proc.returncode != 0 or not result_file.exists()):
-        status = "failed"
-    payload = json.loads(result_file.read_text()) if status == "ok" else {}
-    tail = "" if status == "ok" else "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-    return ChildResult(status, wall, peak / 2**30, cap_s, memory_gb, payload, tail)
-
-
-def child_historical(io_dir: Path) -> None:
-    """In the child: Feast's get_historical_features on rows.parquet, timed from the call to to_df()."""
-    from feast import FeatureStore
-
-    from tessera.definitions import load_definitions
-    from tessera.feast_objects import repo_config
-
-    settings = load_settings()
-    store = FeatureStore(config=repo_config(settings))
-    refs = feature_refs(load_definitions(settings.feature_repo))
-    rows = pd.read_parquet(io_dir / "rows.parquet")
-    began = time.perf_counter()
-    frame = store.get_historical_features(entity_df=rows, features=refs, full_feature_names=True).to_df()
-    seconds = time.perf_counter() - began
-    frame[frame["row_id"] < SAMPLE_ROWS].to_parquet(io_dir / "sample.parquet", index=False)
-    (io_dir / "result.json").write_text(json.dumps({"seconds": seconds, "rows_in": len(rows),
-                                                    "rows_out": len(frame)}))
-
-
-def run_feast_historical(rows: pd.DataFrame, io_dir: Path, env: dict[str, str], cap_s: float,
-                         memory_gb: float) -> ChildResult:
-    io_dir.mkdir(parents=True, exist_ok=True)
-    rows.to_parquet(io_dir / "rows.parquet", index=False)
-    return run_child(f"Feast {len(rows):,} rows", ["historical"], io_dir, env, cap_s, memory_gb)
 
 
 @dataclass
@@ -422,19 +228,6 @@ def compare(ours: pd.DataFrame, feast: pd.DataFrame, definitions) -> Comparison:
 
 
 # --- 3. materialization --------------------------------------------------------------------------
-
-def child_materialize(io_dir: Path, start: date, end: date, view: str) -> None:
-    from feast import FeatureStore
-
-    from tessera.feast_objects import repo_config
-
-    store = FeatureStore(config=repo_config(load_settings()))
-    first = datetime(start.year, start.month, start.day, tzinfo=timezone.utc)
-    last = datetime(end.year, end.month, end.day, tzinfo=timezone.utc) + timedelta(days=1)
-    began = time.perf_counter()
-    store.materialize(start_date=first, end_date=last, feature_views=[view])
-    (io_dir / "result.json").write_text(json.dumps({"seconds": time.perf_counter() - began}))
-
 
 def online_rows(settings: Settings) -> dict[str, int]:
     """Rows Feast wrote to Redis, per view: hashes holding that view's `_ts:<view>` field."""
@@ -646,7 +439,7 @@ def main() -> int:
         f"driver {settings.spark.driver_memory}, {settings.spark.shuffle_partitions} shuffle partitions")
 
     say(f"\n[1/3] raw history: {args.events:,} distinct events over {args.days} days")
-    history = write_history(settings.raw_history_dir, HistorySpec(args.events, args.days, start))
+    history = write_history(settings.raw_history_dir, HistorySpec(args.events, args.days, start), say)
     say(f"  {history.rows_written:,} rows ({history.rows_written - history.distinct_events:,} retried copies), "
         f"{len(history.users):,} users, written in {history.seconds:.1f} s")
     say("  backfill (all views):")

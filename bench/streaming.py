@@ -92,7 +92,6 @@ def main() -> int:
         from feast.protos.feast.types.Value_pb2 import Value
         from google.protobuf.timestamp_pb2 import Timestamp
         from tessera.events import AdEvent
-        from tessera.generator import Message
 
         latencies: list[float] = []
         probes: dict[int, tuple[int, float]] = {}

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from typing import Any
 
-from tessera.definitions import Feature, WindowedView
+from tessera.definitions import WindowedView
 from tessera.windows import format_duration, leave_boundary
 
 _ZERO = Decimal(0)
@@ -77,8 +77,8 @@ class KeyAggregator:
     buckets: dict[int, dict[int, list[Any]]] = field(default_factory=dict)
     heads: dict[int, list[int]] = field(default_factory=dict)
     totals: dict[int, list[Any]] = field(default_factory=dict)
-    seen: dict[str, int] = field(default_factory=dict)          # event_id -> when it may be forgotten
-    forget_at: dict[int, list[str]] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)                 # event ids counted and remembered
+    forget: list[tuple[int, str]] = field(default_factory=list)  # heap of (when it may be forgotten, id)
     last_as_of: int = -1
     max_event_time: int = -1
 
@@ -111,8 +111,8 @@ class KeyAggregator:
                     totals[i] += v
         # Remembered while any window could still hold it; a later copy is late anyway.
         forget = leave_boundary(t, plan.max_window_ms, plan.granularity_ms)
-        self.seen[event_id] = forget
-        self.forget_at.setdefault(forget, []).append(event_id)
+        self.seen.add(event_id)
+        heapq.heappush(self.forget, (forget, event_id))
         self.max_event_time = max(self.max_event_time, t)
         return new_boundaries
 
@@ -125,9 +125,8 @@ class KeyAggregator:
                 while heap and heap[0] <= as_of:
                     for i, v in enumerate(window_buckets.pop(heapq.heappop(heap))):
                         totals[i] -= v
-        for when in [b for b in self.forget_at if b <= as_of] if len(self.forget_at) else []:
-            for event_id in self.forget_at.pop(when):
-                self.seen.pop(event_id, None)
+        while self.forget and self.forget[0][0] <= as_of:
+            self.seen.discard(heapq.heappop(self.forget)[1])
         self.last_as_of = as_of
 
     def values(self, plan: ViewPlan) -> dict[str, Any]:

@@ -69,9 +69,7 @@ class Validate(ProcessFunction):
         now = int(time.time() * 1000)
         if isinstance(result, AdEvent):
             clock = self.clock.observe(partition, result.event_time, now)
-            yield {"event_id": result.event_id, "event_type": result.event_type, "event_time": result.event_time,
-                   "user_id": result.user_id, "ad_id": result.ad_id, "campaign_id": result.campaign_id,
-                   "cost": result.cost, "clock": clock}
+            yield {**result.as_dict(), "clock": clock}
         else:
             self.clock.observe(partition, None, now)
             self.invalid.inc()

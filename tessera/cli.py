@@ -238,6 +238,15 @@ def cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
 
 # --- inspect ------------------------------------------------------------------------------------
 
+def _proto_value(value: object) -> str:
+    """A Feast ValueProto as text: null, an int, or a float to 6 significant digits."""
+    kind = value.WhichOneof("val")  # type: ignore[attr-defined]
+    if kind is None:
+        return "None"
+    v = getattr(value, kind)
+    return f"{v:.6g}" if kind == "double_val" else str(v)
+
+
 def cmd_features(args: argparse.Namespace, settings: Settings) -> int:
     """Print an entity's online feature vector (read through Feast's Redis online store)."""
     from datetime import datetime, timezone
@@ -269,10 +278,7 @@ def cmd_features(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"  {view.name}: missing")
                 continue
             age = (now - ts).total_seconds()
-            shown = ", ".join(f"{name}={getattr(v, v.WhichOneof('val')) if v.WhichOneof('val') else None:.6g}"
-                              if v.WhichOneof("val") == "double_val" else
-                              f"{name}={getattr(v, v.WhichOneof('val')) if v.WhichOneof('val') else None}"
-                              for name, v in values.items())
+            shown = ", ".join(f"{name}={_proto_value(v)}" for name, v in values.items())
             print(f"  {view.name} as_of {ts:%Y-%m-%d %H:%M:%S.%f}"[:-3] + f" (age {age:,.1f} s): {shown}")
         rounds += 1
         if not args.watch or (args.rounds and rounds >= args.rounds):

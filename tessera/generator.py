@@ -60,7 +60,7 @@ class Message:
     invalid_shape: str | None = None
 
 
-def _zipf_cdf(n: int, s: float) -> np.ndarray:
+def zipf_cdf(n: int, s: float) -> np.ndarray:
     weights = 1.0 / np.arange(1, n + 1, dtype=np.float64) ** s
     cdf = np.cumsum(weights)
     return cdf / cdf[-1]
@@ -76,8 +76,8 @@ class EventGenerator:
         self.start_ms = start_ms
         self.rate = rate_per_s
         self._rng = np.random.default_rng(config.seed)
-        self._user_cdf = _zipf_cdf(config.users, config.zipf_s)
-        self._campaign_cdf = _zipf_cdf(config.campaigns, config.zipf_s)
+        self._user_cdf = zipf_cdf(config.users, config.zipf_s)
+        self._campaign_cdf = zipf_cdf(config.campaigns, config.zipf_s)
         # Shuffle which ids are popular so user 0 is not always the heaviest.
         self._user_ids = self._rng.permutation(config.users)
         self._campaign_ids = self._rng.permutation(config.campaigns)
