@@ -106,3 +106,28 @@ class RatePacer:
         delay = due - time.monotonic()
         if delay > 0.002:
             time.sleep(delay)
+
+
+def read_topic(settings: Settings, topic: str, timeout_s: float = 30.0) -> list[bytes]:
+    """Every message a topic holds now, under a throwaway group that commits nothing."""
+    import uuid
+
+    from confluent_kafka import Consumer
+
+    expected = topic_message_counts(settings, [topic], timeout_s=min(timeout_s, 10.0))[topic]
+    if expected <= 0:
+        return []
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers,
+                         "group.id": f"tessera-read-{uuid.uuid4()}", "auto.offset.reset": "earliest",
+                         "enable.auto.commit": False, **settings.kafka.client_options})
+    consumer.subscribe([topic])
+    out: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            out += [m.value() for m in consumer.consume(1000, timeout=0.5) if m.error() is None]
+    finally:
+        consumer.close()
+    if len(out) < expected:
+        raise KafkaException(f"read {len(out)} of {expected} messages of {topic} in {timeout_s:.0f} s")
+    return out

@@ -33,6 +33,7 @@ from tessera.kafka_io import produce, topic_message_counts
 from tessera.raw_history import read_history
 from tests.batch.brute_force import ORACLES, Ev, agree
 from tests.stack import run_tessera, settings_for
+from tests.streaming.waits import wait_caught_up
 
 START = int(datetime(2026, 3, 1, tzinfo=timezone.utc).timestamp() * 1000)
 CONFIG = GeneratorConfig(seed=5, users=200, campaigns=12, ctr=0.1, cvr=0.2,
@@ -40,20 +41,6 @@ CONFIG = GeneratorConfig(seed=5, users=200, campaigns=12, ctr=0.1, cvr=0.2,
 RATE = 10.0      # events per second of event time: 6,000 messages span 10 minutes
 HALF = 6_000
 LATENESS_MS = 10_000
-
-
-def _wait_caught_up(settings: Settings, timeout_s: float = 300) -> None:
-    """Until the job has committed every ad_events offset and the sink every row, twice in a row."""
-    deadline = time.monotonic() + timeout_s
-    steady = 0
-    while time.monotonic() < deadline:
-        lags = {lag.group: lag for lag in control.lags(settings)}
-        done = len(lags) == 3 and all(lag.behind == 0 and lag.end > 0 for lag in lags.values())
-        steady = steady + 1 if done else 0
-        if steady >= 2:
-            return
-        time.sleep(3)
-    raise AssertionError(f"the pipeline did not catch up in {timeout_s} s: {control.lags(settings)}")
 
 
 def _consume(settings: Settings, topic: str) -> list[bytes]:
@@ -142,7 +129,7 @@ def streamed(pipeline_env: dict[str, str], pipeline_settings: Settings) -> list[
     produce(stack_settings, [first])
     started = run_tessera(stack, "stream", "start", "--from-checkpoint", "none")
     assert started.returncode == 0, started.stderr
-    _wait_caught_up(stack_settings)
+    wait_caught_up(stack_settings)
     yield first + generator.take(HALF)
     run_tessera(stack, "stream", "stop")
 
@@ -195,7 +182,7 @@ def test_kill_and_restart_mid_stream_loses_and_doubles_nothing(streamed: list[Me
         time.sleep(0.1)
     restarted = run_tessera(pipeline_env, "stream", "start")  # resumes from the newest checkpoint
     assert restarted.returncode == 0, restarted.stderr
-    _wait_caught_up(pipeline_settings)
+    wait_caught_up(pipeline_settings)
     _check_online_equals_brute_force(pipeline_settings, streamed)
 
 
