@@ -13,7 +13,8 @@ import sys
 import time
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from redis.exceptions import RedisError
 
 from streaming.aggregator import FeatureRow
 from streaming.dead_letters import StreamValidator
@@ -24,6 +25,8 @@ from tessera.events import AdEvent
 from tessera.raw_history import write_events
 
 from streaming.consumer_groups import ARCHIVE as ARCHIVE_GROUP, SINK as SINK_GROUP
+
+MAX_BACKOFF_S = 5.0
 
 
 def _consumer(settings: Settings, group: str, topic: str) -> Consumer:
@@ -85,18 +88,47 @@ class Sink:
             self.pending, self.pending_messages = [], []
             self.pending_since = time.monotonic()
 
+    def rewind(self) -> None:
+        """Forget what was consumed but not committed, so it is read again. Every write is
+        idempotent (Feast keeps the newest row per key; files are named by their first offset)."""
+        self.pending, self.pending_messages = [], []
+        self.pending_since = time.monotonic()
+        for consumer in (self.features, self.archive):
+            assigned = consumer.assignment()
+            if not assigned:
+                continue
+            for tp in consumer.committed(assigned, timeout=5):
+                consumer.seek(TopicPartition(tp.topic, tp.partition,
+                                             tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))
+
     def run(self) -> None:
         last_report = time.monotonic()
         print(f"[sink] {self.settings.kafka.features_topic} -> redis {self.settings.redis.host}:"
               f"{self.settings.redis.port} + {self.settings.offline_store_dir}; {self.settings.kafka.topic} -> "
               f"{self.settings.raw_history_dir}", flush=True)
+        failures = 0
         while self.running:
-            self.step()
+            try:
+                if failures:
+                    self.rewind()
+                self.step()
+                if failures:
+                    print(f"[sink] recovered after {failures} failed attempt(s)", flush=True)
+                failures = 0
+            except (KafkaException, RedisError, OSError) as err:
+                # Redis or the broker is away: wait and replay from the last commit, never skip.
+                failures += 1
+                delay = min(MAX_BACKOFF_S, 0.25 * 2 ** min(failures, 5))
+                print(f"[sink] {type(err).__name__}: {err}; replaying from the last committed offsets "
+                      f"in {delay:.1f} s (attempt {failures})", file=sys.stderr, flush=True)
+                time.sleep(delay)
+                continue
             if time.monotonic() - last_report >= 5:
                 last_report = time.monotonic()
                 print(f"[sink] rows written {self.rows_written:,}, newest as_of {self.last_as_of}, "
                       f"events archived {self.events_archived:,}", flush=True)
-        self.step()  # flush what is buffered
+        if not failures:
+            self.step()  # flush what is buffered
         self.features.close()
         self.archive.close()
 

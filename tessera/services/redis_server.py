@@ -1,4 +1,8 @@
-"""Real Redis (Debian's redis-server) on loopback, persistence off: the online store."""
+"""Real Redis (Debian's redis-server) on loopback: the online store.
+
+It snapshots to its data directory when stopped (and hourly), so `tessera services down` and `up`
+keep the online values; a crash loses what changed since the last snapshot, which a replay of the
+stream or `tessera materialize` restores."""
 from __future__ import annotations
 
 import shutil
@@ -8,6 +12,10 @@ import redis
 
 from tessera.config import Settings
 from tessera.services.process import ManagedProcess, ServiceError, port_open, tail
+
+
+# An RDB snapshot on shutdown and hourly; no AOF, which would tax every write of the hot path.
+SNAPSHOTS = ("--save", "3600 1", "--appendonly", "no")
 
 
 def redis_client(settings: Settings, timeout_s: float = 1.0) -> redis.Redis:
@@ -54,7 +62,7 @@ class RedisServer:
             raise ServiceError("redis-server is not installed: run scripts/setup.sh (apt-get install redis-server)")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         command = [binary, "--bind", cfg.host, "--port", str(cfg.port), "--dir", str(self.data_dir),
-                   "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", ""]
+                   *SNAPSHOTS, "--daemonize", "no", "--logfile", ""]
         env = {}
         if cfg.password is not None:
             # Given through the environment-fed config file so it never shows in `ps`.
