@@ -1,0 +1,199 @@
+"""Soak: the feature API under a fixed request rate while the stream runs at a fixed event rate.
+
+Runs its own Kafka and Redis (ports 32092-32094, state under /tmp), the Flink job and its writer,
+and `tessera serve`. For `--minutes` it produces `--events-per-s` live events (event_time = now)
+and sends `--rps` GET /features/user/{id}?feature_service=ads_ranking requests at a fixed rate
+(open loop, latency from each request's due time; bench/loadgen.py). Every minute it prints the
+requests answered, errors, p50/p99/max, the stream's lag, and every process's memory (RSS of the
+process and its children). At the end: the goals, pass or fail.
+
+    .venv/bin/python bench/soak.py [--minutes 10] [--rps 2000] [--events-per-s 5000]
+
+Goals (issue 7): zero errors, p99 within the feature API's 5 ms each minute, memory flat (the last
+minute's RSS within `--memory-slack` of the second minute's, per process).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import subprocess
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from feature_api import Server, http_request  # noqa: E402
+from loadgen import HttpConn, fixed_rate, run  # noqa: E402
+from tessera.config import load_settings  # noqa: E402
+
+P99_GOAL_MS = 5.0
+
+
+def tessera_cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "tessera.cli", *args], cwd=ROOT, env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise SystemExit(f"tessera {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+@dataclass
+class Minute:
+    index: int
+    ok: int
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    produced: int
+    job_behind: int
+    rss_mb: dict[str, float] = field(default_factory=dict)
+
+
+def tree_rss_mb(pid: int | None) -> float:
+    if pid is None:
+        return float("nan")
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return float("nan")
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total / 2**20
+
+
+class EventPump(threading.Thread):
+    """Live events at a fixed rate until stopped."""
+
+    def __init__(self, settings, rate: float) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(daemon=True)
+        self.settings, self.rate = settings, rate
+        self.produced = 0
+        self.stop_flag = threading.Event()
+
+    def run(self) -> None:
+        from tessera.generator import EventGenerator, GeneratorConfig
+        from tessera.kafka_io import RatePacer, make_producer
+
+        producer = make_producer(self.settings)
+        generator = EventGenerator(GeneratorConfig(seed=9, duplicates=0.01, out_of_order=0.02),
+                                   int(time.time() * 1000), rate_per_s=self.rate)
+        pacer = RatePacer(self.rate)
+        while not self.stop_flag.is_set():
+            for m in generator.take(int(self.rate)):
+                pacer(self.produced)
+                while True:
+                    try:
+                        producer.produce(self.settings.kafka.topic, m.value, m.key)
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+                self.produced += 1
+                if self.stop_flag.is_set():
+                    break
+            producer.poll(0)
+        producer.flush(30)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=int, default=10)
+    parser.add_argument("--rps", type=float, default=2000)
+    parser.add_argument("--events-per-s", type=float, default=5000)
+    parser.add_argument("--workers", type=int, default=2, help="API worker processes (default 2)")
+    parser.add_argument("--users", type=int, default=100_000, help="ids requested, uniformly (default 100000)")
+    parser.add_argument("--memory-slack", type=float, default=0.10,
+                        help="allowed RSS growth from minute 2 to the last, per process (default 0.10)")
+    args = parser.parse_args()
+    state = Path(tempfile.mkdtemp(prefix="tessera-soak-"))
+    env = {"TESSERA_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:32092", "TESSERA_KAFKA__CONTROLLER_PORT": "32093",
+           "TESSERA_REDIS__PORT": "32094", "TESSERA_PATHS__STATE_DIR": str(state / "state"),
+           "TESSERA_PATHS__DATA_DIR": str(state / "data"), "TESSERA_PATHS__JAR_DIR": str(ROOT / ".cache" / "jars")}
+    os.environ.update(env)
+    settings = load_settings(ROOT / "tessera.toml")
+    from streaming import control
+    from tessera.services.kafka_broker import KafkaBroker
+    from tessera.services.redis_server import RedisServer
+
+    port = 32080
+    api = Server("tessera", [sys.executable, "-m", "tessera.cli", "serve", "--port", str(port),
+                             "--workers", str(args.workers)], {**os.environ}, port, "/health", state / "api.log")
+    print(f"state in {state}", flush=True)
+    tessera_cli(env, "services", "up")
+    tessera_cli(env, "apply")
+    pump = EventPump(settings, args.events_per_s)
+    minutes: list[Minute] = []
+    try:
+        tessera_cli(env, "stream", "start", "--from-checkpoint", "none")
+        tessera_cli(env, "generate", "kafka", "--rate", "10", "--duration", "1", "--seed", "7")
+        tessera_cli(env, "stream", "start", "--wait", "240")
+        api.start()
+        pids = {"kafka": KafkaBroker(settings).process.pid(), "redis": RedisServer(settings).process.pid(),
+                "flink job": control.processes(settings)["stream-job"].pid(),
+                "writer": control.processes(settings)["stream-sink"].pid(),
+                "api": api.process.pid if api.process else None}
+        pump.start()
+        def path_of() -> bytes:
+            return http_request("GET", f"/features/user/{random.randint(1, args.users)}?feature_service=ads_ranking")
+        print(f"{'min':>3} {'ok':>8} {'errors':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>8} {'events':>9} "
+              f"{'job behind':>10}  RSS MB " + " ".join(f"{n:>9}" for n in pids), flush=True)
+        for i in range(1, args.minutes + 1):
+            produced_before = pump.produced
+            result = run(fixed_rate("127.0.0.1", port, HttpConn, path_of, args.rps, 60.0, warmup_s=0.0))
+            lag = {l.group: l.behind for l in control.lags(settings)}
+            minute = Minute(i, result.ok, result.failed + result.timed_out, result.percentile_ms(50),
+                            result.percentile_ms(99), result.percentile_ms(100), pump.produced - produced_before,
+                            lag.get("tessera-stream", -1),
+                            {n: tree_rss_mb(pid) for n, pid in pids.items()})
+            minutes.append(minute)
+            print(f"{i:>3} {minute.ok:>8,} {minute.errors:>6,} {minute.p50_ms:>7.2f} {minute.p99_ms:>7.2f} "
+                  f"{minute.max_ms:>8.1f} {minute.produced:>9,} {minute.job_behind:>10,}  "
+                  + " ".join(f"{minute.rss_mb[n]:>9,.0f}" for n in pids), flush=True)
+    finally:
+        pump.stop_flag.set()
+        pump.join(60)
+        api.stop()
+        tessera_cli(env, "stream", "stop")
+        tessera_cli(env, "services", "down")
+    return report(minutes, args)
+
+
+def report(minutes: list[Minute], args: argparse.Namespace) -> int:
+    if not minutes:
+        return 1
+    errors = sum(m.errors for m in minutes)
+    worst_p99 = max(m.p99_ms for m in minutes)
+    rate = sum(m.produced for m in minutes) / (60 * len(minutes))
+    print(f"\nevents produced: {rate:,.0f}/s on average (asked {args.events_per_s:,.0f}/s); "
+          f"job behind at the end: {minutes[-1].job_behind:,} events")
+    print(f"errors: {errors:,} {'(goal 0: met)' if errors == 0 else '(goal 0: NOT met)'}")
+    print(f"worst minute p99: {worst_p99:.2f} ms (goal <= {P99_GOAL_MS} ms: {'met' if worst_p99 <= P99_GOAL_MS else 'NOT met'})")
+    flat = True
+    if len(minutes) >= 3:
+        base, last = minutes[1], minutes[-1]
+        for name in base.rss_mb:
+            growth = last.rss_mb[name] / base.rss_mb[name] - 1 if base.rss_mb[name] else float("nan")
+            ok = growth <= args.memory_slack
+            flat &= ok
+            print(f"memory {name:<9} {base.rss_mb[name]:>8,.0f} MB at minute 2 -> {last.rss_mb[name]:>8,.0f} MB "
+                  f"at minute {last.index} ({growth:+.1%}{'' if ok else ', NOT flat'})")
+    return 0 if errors == 0 and worst_p99 <= P99_GOAL_MS and flat else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
