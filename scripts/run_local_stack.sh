@@ -57,7 +57,8 @@ echo "raw history: $(find data/raw -name '*.parquet' | wc -l) Parquet files; off
 
 step "wait for the job, the online writer and the raw-history archiver to catch up"
 for _ in $(seq 1 90); do
-  $T stream status 2>/dev/null | grep -q "behind [1-9]" || break
+  STATUS=$($T stream status 2>/dev/null || true)
+  grep -q "behind [1-9]" <<<"$STATUS" || break
   sleep 2
 done
 $T stream status | grep behind

@@ -82,6 +82,15 @@ class KeyAggregator:
     last_as_of: int = -1
     max_event_time: int = -1
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore a checkpoint written by an earlier version: the first kept the counted ids as a
+        dict of id -> when it may be forgotten, without the heap."""
+        if isinstance(state.get("seen"), dict):
+            remembered: dict[str, int] = state["seen"]
+            state = {**state, "seen": set(remembered), "forget": [(when, i) for i, when in remembered.items()]}
+            heapq.heapify(state["forget"])
+        self.__dict__.update(state)
+
     def add(self, plan: ViewPlan, event: dict[str, Any]) -> list[int] | None:
         """Count the event; returns the new leave boundaries (for timers), or None for a duplicate."""
         event_id = event["event_id"]

@@ -38,10 +38,12 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"{view['view']}: {view['keys']:,} keys, {view['rows']:,} online rows "
                      f"({view['settled']:,} settled, {view['unsettled']:,} not settled yet, "
                      f"{view['missing_online']:,} keys without one); "
-                     f"{view['compared']:,} settled values, {view['match_rate']:.2%} match")
-        rows = [HEADERS] + [(f["feature"], *(f"{f[c]:,}" for c in COUNTS), f"{f['smape']:.3g}")
-                            for f in view["features"]]
-        lines += _table(rows)
+                     + (f"{view['compared']:,} settled values, {view['match_rate']:.2%} match" if view["compared"]
+                        else "no settled values to compare"))
+        if view["compared"]:
+            rows = [HEADERS] + [(f["feature"], *(f"{f[c]:,}" for c in COUNTS), f"{f['smape']:.3g}")
+                                for f in view["features"]]
+            lines += _table(rows)
         if view["worst"]:
             lines.append("  worst differences:")
             worst = [("key", "feature", "online", "offline", "as_of (UTC)", "why")] + [
@@ -52,6 +54,10 @@ def render(report: dict[str, Any]) -> str:
             lines.append(f"  rows with differences: {explained}")
     verdict = "PASSED" if report["passed"] else "FAILED"
     lines.append("")
-    lines.append(f"parity {verdict}: {report['match_rate']:.4%} of {report['compared']:,} settled values match "
-                 f"(threshold {report['threshold']:.2%}) in {report['seconds']:.1f} s")
+    if not report["compared"]:
+        lines.append(f"parity {verdict}: no settled online values to compare (is the stream running, and has it "
+                     f"passed the allowed lateness?)")
+    else:
+        lines.append(f"parity {verdict}: {report['match_rate']:.4%} of {report['compared']:,} settled values match "
+                     f"(threshold {report['threshold']:.2%}) in {report['seconds']:.1f} s")
     return "\n".join(lines)

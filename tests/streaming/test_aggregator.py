@@ -90,3 +90,15 @@ def test_quiet_key_decays_to_zero() -> None:
     assert row.values["impressions_1h"] == 0 and row.values["clicks_1h"] == 0
     assert row.values["spend_1h"] == 0.0 and row.values["ctr_1h"] is None
     assert row.values["impressions_24h"] == 1 and row.values["spend_24h"] == 0.5
+
+
+def test_a_checkpoint_of_the_first_state_format_restores() -> None:
+    """The first KeyAggregator kept counted ids as a dict of id -> forget time, without a heap."""
+    import pickle
+
+    old = KeyAggregator()
+    old.__dict__.pop("forget")
+    old.__dict__["seen"] = {"a": 5, "b": 3}
+    restored = pickle.loads(pickle.dumps(old))
+    assert restored.seen == {"a", "b"}
+    assert sorted(restored.forget) == [(3, "b"), (5, "a")] and restored.forget[0] == (3, "b")
