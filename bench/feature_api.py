@@ -148,7 +148,8 @@ def feast_repo(base: Path, settings) -> Path:
     (repo / "feature_store.yaml").write_text(
         f"project: {settings.feast.project}\nprovider: local\n"
         f"registry:\n  registry_type: file\n  path: {settings.registry_path}\n  cache_ttl_seconds: 60\n"
-        f"online_store:\n  type: redis\n  connection_string: \"{settings.redis.feast_connection_string}\"\n"
+        # JSON is YAML: a JSON string keeps the connection string's escapes (a password's \u002c) intact.
+        f"online_store:\n  type: redis\n  connection_string: {json.dumps(settings.redis.feast_connection_string)}\n"
         f"offline_store:\n  type: file\nentity_key_serialization_version: 3\n")
     return repo
 

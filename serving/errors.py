@@ -2,16 +2,20 @@
 so a client can branch on the short `error` code and show `message` to a person."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from serving.online_reader import RedisFailure
 from serving.plan import MalformedId, SelectionError
+
+log = logging.getLogger("tessera.serving")
 
 SELECTION_STATUS = {
     "unknown_entity": 404,
@@ -20,6 +24,15 @@ SELECTION_STATUS = {
     "wrong_entity": 400,
     "conflicting_selectors": 400,
 }
+
+
+class ErrorBody(BaseModel):
+    """Every error's body (documented in OpenAPI, so clients and the schema fuzzer can check it)."""
+
+    status: int = Field(description="The HTTP status, repeated")
+    error: str = Field(description="A short stable code, e.g. unknown_feature, redis_unavailable")
+    message: str = Field(description="What went wrong, for a person")
+    name: str | None = Field(None, description="The entity, feature or service the error is about")
 
 
 class ApiError(Exception):
@@ -63,6 +76,13 @@ def install_error_handlers(app: FastAPI) -> None:
         error = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "http_error")
         return error_response(err.status_code, error, str(err.detail), headers=getattr(err, "headers", None))
 
+    async def on_unexpected(request: Request, err: Exception) -> Response:
+        # A bug. Starlette re-raises it after this answer, so the server (uvicorn) logs the
+        # traceback; the client gets none of it: it may hold paths, settings or data.
+        log.error("unexpected %s answering %s %s", type(err).__name__, request.method, request.url.path)
+        return error_response(500, "internal_error", "internal error; the server log has the details")
+
     app.add_exception_handler(ApiError, on_api_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(RequestValidationError, on_validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, on_http_error)  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import feast_value_type_to_python_type
 from feast.value_type import ValueType
+from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -53,6 +54,11 @@ def _failure(err: BaseException) -> RedisFailure:
         failure = RedisFailure("timeout", f"Redis did not answer in time: {err}")
     elif isinstance(err, (RedisConnectionError, OSError)):
         failure = RedisFailure("connection", f"Redis is unreachable: {err}")
+    elif "unauthenticated" in str(err):
+        # A server with a password answers a long command from an unauthenticated client with a
+        # protocol error instead of NOAUTH: the same failure as a wrong password.
+        failure = RedisFailure("connection", f"Redis refused an unauthenticated client ({err}); is the "
+                                             f"[redis] password set?")
     else:
         failure = RedisFailure("error", f"Redis answered with an error: {err}")
     REDIS_ERRORS.labels(failure.kind).inc()
@@ -159,10 +165,13 @@ class OnlineReader:
         # The pool only makes connections (host, auth, TLS, connect timeout); it never lends them out.
         # No socket timeout on them: one deadline around the whole round trip (below) is cheaper than
         # redis-py's per-send task and per-read timer, and bounds the request as a whole.
+        # The same host, auth and TLS options as every other client (RedisSettings.client_kwargs);
+        # the pool takes TLS as a connection class rather than ssl=True.
+        options = redis_settings.client_kwargs()
+        tls = options.pop("ssl", False)
         self._factory = aioredis.ConnectionPool(
-            connection_class=aioredis.SSLConnection if redis_settings.ssl else aioredis.Connection,
-            host=redis_settings.host, port=redis_settings.port, db=redis_settings.db,
-            password=redis_settings.password.get_secret_value() if redis_settings.password else None,
+            connection_class=aioredis.SSLConnection if tls else aioredis.Connection,
+            **options,
             socket_connect_timeout=self._timeout_s,
             retry=Retry(NoBackoff(), 0),  # no retries on the hot path: fail fast, the client retries
         )
@@ -200,7 +209,13 @@ class OnlineReader:
             replies = await self._round_trip(pack_hmgets(keys, selection.fields), len(keys))
         except (RedisError, OSError) as err:
             raise _failure(err) from None
-        return [decode_row(selection, raw) for raw in replies]
+        try:
+            return [decode_row(selection, raw) for raw in replies]
+        except DecodeError:
+            # Not what Feast writes (another writer, or a corrupted hash): Redis's data, not a bug here.
+            REDIS_ERRORS.labels("error").inc()
+            raise RedisFailure("error", "a stored value is not a Feast value (corrupted or foreign data in "
+                                        "the online store)") from None
 
     async def ping(self) -> None:
         try:

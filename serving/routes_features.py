@@ -6,12 +6,10 @@ document the shape in OpenAPI, so no validation or re-encoding runs per request.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import time
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Sequence
 
 import orjson
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Security
@@ -19,7 +17,8 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 from starlette.responses import Response
 
-from serving.errors import ApiError, to_api_error
+from serving.auth import KeyChecker
+from serving.errors import ApiError, ErrorBody, to_api_error
 from serving.metrics import ENTITIES_READ
 from serving.online_reader import EntityRow, RedisFailure
 from serving.plan import MalformedId, Selection, SelectionError
@@ -27,11 +26,6 @@ from serving.state import ServingState
 
 API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False,
                               description="Required when the server has an API key configured.")
-
-
-def api_key_digest(key: str) -> bytes:
-    """Keys are compared as SHA-256 digests, so the time taken depends on neither key's length."""
-    return hashlib.sha256(key.encode("utf-8")).digest()
 
 
 # --- documented shapes (OpenAPI only) ----------------------------------------------------------
@@ -75,12 +69,14 @@ _EXAMPLE = {"entity": "user", "id": 42,
             "features": {"user_ad_activity:impressions_1h": 17, "user_ad_activity:clicks_1h": 2,
                          "user_ad_activity:ctr_1h": 0.11764705882352941, "user_profile_daily:clicks_30d": None},
             "views": _EXAMPLE_VIEWS}
-_ERRORS = {
-    400: {"description": "Unknown feature or feature service (named in the body)"},
-    401: {"description": "Missing or wrong X-API-Key (when the server has a key)"},
-    404: {"description": "Unknown entity"},
-    422: {"description": "Malformed id or request"},
-    503: {"description": "Redis unreachable or registry not loaded yet; retry"},
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Unknown feature or feature service (named in the body)"},
+    401: {"model": ErrorBody, "description": "Missing or wrong X-API-Key (when the server has a key)"},
+    404: {"model": ErrorBody, "description": "Unknown entity"},
+    422: {"model": ErrorBody, "description": "Malformed id or request"},
+    500: {"model": ErrorBody, "description": "A bug: the body says only that; the server log has the details"},
+    502: {"model": ErrorBody, "description": "Redis answered with an error (e.g. a key of another type)"},
+    503: {"model": ErrorBody, "description": "Redis unreachable or registry not loaded yet; retry"},
 }
 
 
@@ -168,15 +164,16 @@ def _entities_read(entity: str, n: int) -> None:
     counter.inc(n)
 
 
-def features_router(api_key: str | None) -> APIRouter:
-    """The /features routes; with an API key, every one of them requires it."""
+def features_router(api_keys: Sequence[str] | str | None) -> APIRouter:
+    """The /features routes; with API keys, every one of them requires one of them."""
+    keys = [api_keys] if isinstance(api_keys, str) else list(api_keys or ())
     dependencies = []
-    if api_key is not None:
-        expected = api_key_digest(api_key)
+    if keys:
+        checker = KeyChecker(keys)
 
         async def require_api_key(given: Annotated[str | None, Security(API_KEY_HEADER)]) -> None:
-            # Digests of both sides, compared in constant time; neither key is ever logged.
-            if given is None or not hmac.compare_digest(api_key_digest(given), expected):
+            # Constant-time (serving/auth.py); neither the given key nor ours is ever logged.
+            if not checker.accepts(given):
                 raise ApiError(401, "unauthorized", "missing or wrong X-API-Key header",
                                headers={"WWW-Authenticate": "ApiKey"})
 
@@ -210,7 +207,9 @@ def features_router(api_key: str | None) -> APIRouter:
         summary="Features of up to 1,000 entities in one Redis round trip",
         responses={200: {"model": BatchResponse, "content": {"application/json": {"example": {
                        "entity": "user", "results": [{k: v for k, v in _EXAMPLE.items() if k != "entity"}]}}}},
-                   413: {"description": "More ids than the server's limit (1,000 by default)"}, **_ERRORS})
+                   413: {"model": ErrorBody, "description": "More ids than the server's limit (1,000 by "
+                                                             "default), or a body over max_body_bytes"},
+                   **_ERRORS})
     async def get_features_batch(
         request: Request,
         entity: EntityPath,

@@ -43,8 +43,17 @@ def _fresh_metrics_dir(settings: Settings, port: int) -> Path:
 
 def serve(settings: Settings, config_file: Path | None = None, host: str | None = None, port: int | None = None,
           workers: int | None = None, log_level: str = "info", access_log: bool = False) -> int:
+    import sys
+
     import uvicorn
 
+    from serving.auth import ApiKeyError, api_keys_of
+
+    try:
+        api_keys_of(settings)  # a missing or empty key file: one clear line now, not a traceback per worker
+    except ApiKeyError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     host = host or settings.serving.host
     port = port or settings.serving.port
     workers = workers or settings.serving.workers or default_workers()

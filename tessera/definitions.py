@@ -10,13 +10,18 @@ from __future__ import annotations
 import importlib.util
 import keyword
 import sys
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Any, Literal, Mapping
 
+from tessera.events import EVENT_TYPES, FIELDS as EVENT_FIELDS
 from tessera.windows import DAY_MS, format_duration, parse_duration
 
 Operation = Literal["count", "sum", "ratio", "distinct_days"]
+OPERATIONS = ("count", "sum", "ratio", "distinct_days")
+# Event fields a sum can add up (SPEC.md "Events"); the others are strings.
+NUMERIC_FIELDS = ("cost", "event_time", "user_id", "ad_id", "campaign_id")
 DType = Literal["int64", "float64"]
 DECLARATIONS_FILE = "views.py"
 
@@ -71,23 +76,30 @@ class Aggregation:
         return tuple(parse_duration(w) for w in self.windows)
 
 
+def _windows(owner: str, windows: object) -> tuple[str, ...]:
+    # A bare "5m" would otherwise become the windows "5" and "m".
+    if isinstance(windows, str) or not isinstance(windows, (list, tuple)):
+        raise DefinitionError(f"aggregation {owner!r}: windows={windows!r} must be a list such as ['5m', '1h']")
+    return tuple(windows)
+
+
 def Count(name: str, windows: list[str], where: Mapping[str, str] | None = None) -> Aggregation:
     """Number of events (matching `where`, equality on event fields) in each window."""
-    return Aggregation(name, "count", tuple(windows), where=dict(where or {}))
+    return Aggregation(name, "count", _windows(name, windows), where=dict(where or {}))
 
 
 def Sum(name: str, column: str, windows: list[str], where: Mapping[str, str] | None = None) -> Aggregation:
-    return Aggregation(name, "sum", tuple(windows), column=column, where=dict(where or {}))
+    return Aggregation(name, "sum", _windows(name, windows), column=column, where=dict(where or {}))
 
 
 def Ratio(name: str, numerator: str, denominator: str, windows: list[str]) -> Aggregation:
     """numerator / denominator of two aggregations of the same view and window; null when 0."""
-    return Aggregation(name, "ratio", tuple(windows), numerator=numerator, denominator=denominator)
+    return Aggregation(name, "ratio", _windows(name, windows), numerator=numerator, denominator=denominator)
 
 
 def DistinctDays(name: str, windows: list[str]) -> Aggregation:
     """Number of distinct UTC days with any event."""
-    return Aggregation(name, "distinct_days", tuple(windows))
+    return Aggregation(name, "distinct_days", _windows(name, windows))
 
 
 @dataclass(frozen=True)
@@ -158,7 +170,21 @@ class WindowedView:
 
     def _validate(self) -> None:
         owner = f"view {self.name!r}"
+        if not isinstance(self.name, str):
+            raise DefinitionError(f"view {self.name!r}: name must be a string")
         _check_name(owner, "name", self.name)
+        if not isinstance(self.entity, Entity):
+            raise DefinitionError(f"{owner}: entity={self.entity!r} must be an Entity declared in the repo, "
+                                  f"e.g. Entity('user', join_key='user_id')")
+        if not isinstance(self.source, EventSource):
+            raise DefinitionError(f"{owner}: source={self.source!r} must be an EventSource")
+        for label, text in (("granularity", self.granularity), ("allowed_lateness", self.allowed_lateness),
+                            ("freshness_budget", self.freshness_budget)):
+            if not isinstance(text, str):
+                raise DefinitionError(f"{owner}: {label}={text!r} must be a duration string such as '1m'")
+        for agg in self.aggregations:
+            if not isinstance(agg, Aggregation):
+                raise DefinitionError(f"{owner}: aggregations holds {agg!r}, not a Count, Sum, Ratio or DistinctDays")
         if self.kind not in ("streaming", "daily"):
             raise DefinitionError(f"{owner}: kind={self.kind!r} must be 'streaming' or 'daily'")
         for label, text in (("granularity", self.granularity), ("allowed_lateness", self.allowed_lateness),
@@ -191,8 +217,20 @@ class WindowedView:
                     raise DefinitionError(f"{where}: window {w!r} must be longer than 0")
                 if length % self.granularity_ms and self.kind == "daily":
                     raise DefinitionError(f"{where}: window {w!r} is not a whole number of days")
+            if agg.operation not in OPERATIONS:
+                raise DefinitionError(f"{where}: operation={agg.operation!r} must be one of {', '.join(OPERATIONS)}")
             if agg.operation == "sum" and not agg.column:
                 raise DefinitionError(f"{where}: a sum needs column=")
+            if agg.operation == "sum" and agg.column not in NUMERIC_FIELDS:
+                raise DefinitionError(f"{where}: column={agg.column!r} is not a numeric field of "
+                                      f"{self.source.name} events ({', '.join(NUMERIC_FIELDS)})")
+            for key, value in agg.where.items():
+                if key not in EVENT_FIELDS:
+                    raise DefinitionError(f"{where}: where={{{key!r}: ...}} names no field of {self.source.name} "
+                                          f"events ({', '.join(EVENT_FIELDS)})")
+                if key == "event_type" and value not in EVENT_TYPES:
+                    raise DefinitionError(f"{where}: where={{'event_type': {value!r}}} is not an event type "
+                                          f"({', '.join(EVENT_TYPES)}): it would never match")
         for agg in self.aggregations:
             if agg.operation != "ratio":
                 continue
@@ -200,14 +238,19 @@ class WindowedView:
                 other = by_name.get(part or "")
                 where = f"{owner}, ratio {agg.name!r}"
                 if other is None or other.operation == "ratio":
-                    raise DefinitionError(f"{where}: {part!r} is not a count or sum of this view")
+                    field_name = "numerator" if part == agg.numerator else "denominator"
+                    additive = ", ".join(n for n, a in by_name.items() if a.operation != "ratio")
+                    raise DefinitionError(f"{where}: {field_name}={part!r} is not a count or sum of this view "
+                                          f"(it has {additive})")
                 missing = set(agg.window_lengths_ms()) - set(other.window_lengths_ms())
                 if missing:
                     raise DefinitionError(
                         f"{where}: {part!r} has no window {', '.join(format_duration(m) for m in sorted(missing))}")
         names = [f.name for f in self.features]
-        if len(names) != len(set(names)):
-            raise DefinitionError(f"{owner}: two aggregations give the same feature name")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise DefinitionError(f"{owner}: feature name {', '.join(map(repr, twice))} comes out twice (windows "
+                                  f"such as '60m' and '1h' name the same feature)")
 
 
 @dataclass(frozen=True)
@@ -270,24 +313,50 @@ def load_definitions(repo: Path) -> Definitions:
         sys.modules[module_name] = module
         spec.loader.exec_module(module)
     except DefinitionError as err:
-        raise DefinitionError(f"{path}: {err}") from None
-    except Exception as err:  # a syntax or name error in user code: say where it is
-        raise DefinitionError(f"{path}: {type(err).__name__}: {err}") from err
+        raise DefinitionError(f"{_where(path, err)}: {err}") from None
+    except SyntaxError as err:  # its own line number, not a frame's
+        raise DefinitionError(f"{path}:{err.lineno}: SyntaxError: {err.msg}") from None
+    except Exception as err:  # a name or type error in user code: say where it is
+        raise DefinitionError(f"{_where(path, err)}: {type(err).__name__}: {err}") from None
     finally:
         sys.modules.pop(module_name, None)
-    objects = vars(module).values()
-    views = {v.name: v for v in objects if isinstance(v, WindowedView)}
-    services = {s.name: s for s in objects if isinstance(s, FeatureServiceDef)}
+    objects = list(vars(module).values())
+    entities = _unique(path, "entity", [e for e in objects if isinstance(e, Entity)])
+    views = _unique(path, "feature view", [v for v in objects if isinstance(v, WindowedView)])
+    services = _unique(path, "feature service", [s for s in objects if isinstance(s, FeatureServiceDef)])
+    for view in views.values():
+        if entities.get(view.entity.name) != view.entity:
+            raise DefinitionError(f"{path}: view {view.name!r}: entity={view.entity.name!r} is not declared in "
+                                  f"{path.name} (declared: {', '.join(entities) or 'none'})")
     definitions = Definitions(
-        entities={e.name: e for e in objects if isinstance(e, Entity)},
+        entities=entities,
         sources={s.name: s for s in objects if isinstance(s, EventSource)},
         views=views,
         services=services,
         path=path,
     )
     for service in services.values():
+        if isinstance(service.features, str):
+            raise DefinitionError(f"{path}: feature service {service.name!r}: features={service.features!r} must "
+                                  f"be a tuple such as ('user_ad_activity',)")
         try:
             definitions.resolve_refs(list(service.features))
         except DefinitionError as err:
             raise DefinitionError(f"{path}: feature service {service.name!r}: {err}") from None
     return definitions
+
+
+def _where(path: Path, err: BaseException) -> str:
+    """`path:line` of the innermost frame of the error inside the declarations file."""
+    lines = [frame.lineno for frame in traceback.extract_tb(err.__traceback__) if Path(frame.filename) == path]
+    return f"{path}:{lines[-1]}" if lines else str(path)
+
+
+def _unique(path: Path, kind: str, objects: list[Any]) -> dict[str, Any]:
+    """By name; two different declarations under one name would silently shadow each other."""
+    out: dict[str, Any] = {}
+    for obj in objects:
+        if obj.name in out and out[obj.name] is not obj:
+            raise DefinitionError(f"{path}: two {kind} declarations are named {obj.name!r}")
+        out[obj.name] = obj
+    return out

@@ -15,6 +15,11 @@ from tessera.windows import DAY_MS
 EVENT_TYPES = ("impression", "click", "conversion")
 INT64_MAX = 2**63 - 1
 MAX_FUTURE_MS = DAY_MS  # an event more than a day ahead of the stream's clock is bogus
+# 9999-01-01T00:00Z. Any later event_time, once a window is added, is beyond the dates that
+# Python, Parquet partitions and Feast's timestamps can hold: the sink would crash on it.
+MAX_EVENT_TIME_MS = 253_370_764_800_000
+# Every counted event_id is kept in keyed state for a day; a megabyte id would be a memory bomb.
+MAX_EVENT_ID_BYTES = 512
 
 # Stable rejection codes; the DLQ and the metrics carry them.
 NOT_JSON = "not_json"
@@ -76,9 +81,17 @@ def _check_fields(obj: dict[str, Any], clock_ms: int | None) -> Rejection | None
             return Rejection(WRONG_TYPE, f"{name} must be a string, got {type(obj[name]).__name__}")
     if not obj["event_id"]:
         return Rejection(EMPTY_EVENT_ID, "event_id is empty")
+    try:
+        # A JSON escape like "\ud800" decodes to a lone surrogate, which no UTF-8 writer (Parquet,
+        # Kafka's string serializer) accepts downstream.
+        id_bytes = len(obj["event_id"].encode("utf-8"))
+    except UnicodeEncodeError:
+        return Rejection(WRONG_TYPE, "event_id is not valid Unicode text (it holds a lone surrogate escape)")
+    if id_bytes > MAX_EVENT_ID_BYTES:
+        return Rejection(OUT_OF_RANGE, f"event_id is {id_bytes} bytes long (limit {MAX_EVENT_ID_BYTES})")
     if obj["event_type"] not in EVENT_TYPES:
         return Rejection(UNKNOWN_EVENT_TYPE,
-                         f"unknown event_type {obj['event_type']!r} (expected one of {', '.join(EVENT_TYPES)})")
+                         f"unknown event_type {obj['event_type']!r:.60} (expected one of {', '.join(EVENT_TYPES)})")
     for name in _INT_FIELDS:
         value = obj[name]
         if not _is_int(value):
@@ -87,6 +100,8 @@ def _check_fields(obj: dict[str, Any], clock_ms: int | None) -> Rejection | None
             return Rejection(NEGATIVE_VALUE, f"{name} is negative ({value})")
         if value > INT64_MAX:
             return Rejection(OUT_OF_RANGE, f"{name} does not fit in 64 bits")
+    if obj["event_time"] >= MAX_EVENT_TIME_MS:
+        return Rejection(OUT_OF_RANGE, f"event_time {obj['event_time']} is after 9999-01-01")
     cost = obj["cost"]
     if not (_is_int(cost) or isinstance(cost, float)):
         return Rejection(WRONG_TYPE, f"cost must be a number, got {type(cost).__name__}")
@@ -107,7 +122,9 @@ def parse_event(raw: bytes | None, clock_ms: int | None = None) -> AdEvent | Rej
     if raw is None:
         return Rejection(NOT_JSON, "message has no value")
     try:
-        obj = json.loads(raw)
+        # Strict UTF-8 first (RFC 8259): json.loads(bytes) would also take UTF-16/32 and decode
+        # UTF-8-encoded surrogates ("surrogatepass") into strings nothing downstream can write.
+        obj = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as err:
         return Rejection(NOT_JSON, f"not JSON: {err}"[:200])
     except RecursionError:

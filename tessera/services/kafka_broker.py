@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from tessera.config import Settings, split_host_port
 from tessera.services.process import ManagedProcess, ServiceError, port_open, tail
@@ -169,8 +169,12 @@ class KafkaBroker:
         existing = admin.list_topics(timeout=10).topics
         # Feature rows go through one partition: the writer must apply a key's rows in order.
         partitions = {k.topic: k.partitions, k.dlq_topic: k.partitions, k.late_topic: 1, k.features_topic: 1}
-        wanted = [NewTopic(t, num_partitions=n, replication_factor=1)
+        # Dead letters carry the original base64-encoded: a third larger than the largest message.
+        configs = {k.dlq_topic: {"max.message.bytes": str(k.dlq_max_message_bytes)}}
+        wanted = [NewTopic(t, num_partitions=n, replication_factor=1, config=configs.get(t, {}))
                   for t, n in partitions.items() if t not in existing]
+        if k.dlq_topic in existing:
+            self._raise_dlq_limit(admin)
         if not wanted:
             return
         for topic, future in admin.create_topics(wanted, operation_timeout=30).items():
@@ -179,6 +183,21 @@ class KafkaBroker:
             except KafkaException as err:
                 if "TOPIC_ALREADY_EXISTS" not in str(err):
                     raise ServiceError(f"creating topic {topic} failed: {err}") from err
+
+    def _raise_dlq_limit(self, admin: AdminClient) -> None:
+        """A DLQ topic made before the limit was set (an older stack) gets it too; where the
+        cluster does not let us (no ALTER right), say so and carry on."""
+        k = self.settings.kafka
+        entry = ConfigEntry("max.message.bytes", str(k.dlq_max_message_bytes),
+                            incremental_operation=AlterConfigOpType.SET)
+        resource = ConfigResource(ConfigResource.Type.TOPIC, k.dlq_topic, incremental_configs=[entry])
+        try:
+            for future in admin.incremental_alter_configs([resource]).values():
+                future.result(timeout=30)
+        except KafkaException as err:
+            logging.getLogger("tessera.kafka").warning(
+                "could not set max.message.bytes=%s on %s (%s): dead letters of messages near the broker's "
+                "size limit may not fit", k.dlq_max_message_bytes, k.dlq_topic, err)
 
     def stop(self) -> str:
         return "stopped" if self.process.stop(timeout_s=30) else "not running (nothing of ours to stop)"

@@ -5,6 +5,7 @@ keep the online values; a crash loses what changed since the last snapshot, whic
 stream or `tessera materialize` restores."""
 from __future__ import annotations
 
+import os
 import shutil
 import time
 
@@ -19,12 +20,18 @@ SNAPSHOTS = ("--save", "3600 1", "--appendonly", "no")
 
 
 def redis_client(settings: Settings, timeout_s: float = 1.0) -> redis.Redis:
-    r = settings.redis
-    return redis.Redis(
-        host=r.host, port=r.port, db=r.db, ssl=r.ssl,
-        password=r.password.get_secret_value() if r.password else None,
-        socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-    )
+    return redis.Redis(**settings.redis.client_kwargs(), socket_timeout=timeout_s,
+                       socket_connect_timeout=timeout_s)
+
+
+def config_quote(value: str) -> str:
+    """A value for redis.conf: double-quoted, with every byte outside printable ASCII (and the
+    quote and backslash) as \\xHH, which Redis's config parser reads back exactly."""
+    out = []
+    for byte in value.encode("utf-8"):
+        char = chr(byte)
+        out.append(char if 0x20 <= byte < 0x7f and char not in '"\\' else f"\\x{byte:02x}")
+    return '"' + "".join(out) + '"'
 
 
 class RedisServer:
@@ -67,8 +74,10 @@ class RedisServer:
         if cfg.password is not None:
             # Given through the environment-fed config file so it never shows in `ps`.
             conf = self.data_dir / "auth.conf"
-            conf.write_text(f"requirepass {cfg.password.get_secret_value()}\n")
-            conf.chmod(0o600)
+            conf.unlink(missing_ok=True)
+            # Created owner-only, never readable by others even for a moment.
+            with os.fdopen(os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+                out.write(f"requirepass {config_quote(cfg.password.get_secret_value())}\n")
             command.insert(1, str(conf))
         pid = self.process.start(command, env=env)
         deadline = time.monotonic() + 15
