@@ -12,17 +12,21 @@ from typing import AsyncIterator, Mapping
 
 from fastapi import FastAPI
 
+from serving.auth import API_KEY_ENV, api_keys_of
 from serving.errors import install_error_handlers
+from serving.limits import BodySizeLimit
 from serving.metrics import MetricsMiddleware, mark_worker_dead
 from serving.online_reader import OnlineReader
+from serving.pipeline_probe import PipelineProbe
 from serving.plan import plan_loader
 from serving.registry_watch import PlanHolder, RegistryWatcher
 from serving.routes_features import features_router
 from serving.routes_ops import router as ops_router
+from serving.routes_status import router as status_router
 from serving.state import ServingState
 from tessera.config import Settings, load_settings
 
-API_KEY_ENV = "TESSERA_API_KEY"
+__all__ = ["API_KEY_ENV", "create_app", "api_key_of"]
 
 DESCRIPTION = """
 Feature values from Feast's Redis online store, with how fresh each feature view is.
@@ -36,10 +40,9 @@ Feature values from Feast's Redis online store, with how fresh each feature view
 
 
 def api_key_of(settings: Settings, environ: Mapping[str, str]) -> str | None:
-    """[serving] api_key / TESSERA_SERVING__API_KEY, or the shorter TESSERA_API_KEY."""
-    if settings.serving.api_key is not None:
-        return settings.serving.api_key.get_secret_value() or None
-    return environ.get(API_KEY_ENV) or None
+    """The first accepted key (see serving/auth.py for all of them), or None: the API is open."""
+    keys = api_keys_of(settings, environ)
+    return keys[0] if keys else None
 
 
 def create_app(settings: Settings | None = None, environ: Mapping[str, str] | None = None) -> FastAPI:
@@ -49,13 +52,14 @@ def create_app(settings: Settings | None = None, environ: Mapping[str, str] | No
     holder = PlanHolder()
     watcher = RegistryWatcher(holder, settings.registry_path, plan_loader(settings),
                               poll_s=serving.registry_poll_ms / 1000)
-    api_key = api_key_of(settings, environ)
+    api_keys = api_keys_of(settings, environ)  # a bad key file fails here, at start, naming the file
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The Redis client binds to this worker's event loop, so it is made here, not at import.
         reader = OnlineReader(settings.redis, serving.redis_timeout_ms, serving.redis_max_connections)
-        app.state.serving = ServingState(settings, reader, holder, watcher)
+        probe = PipelineProbe(settings)
+        app.state.serving = ServingState(settings, reader, holder, watcher, probe)
         await watcher.load_now()
         # Feast, pandas and pyarrow leave millions of long-lived objects; a full collection that
         # walks them stalls the event loop for tens of ms. Freezing them keeps the collector to
@@ -68,11 +72,14 @@ def create_app(settings: Settings | None = None, environ: Mapping[str, str] | No
         finally:
             await watcher.stop()
             await reader.close()
+            await probe.close()
             mark_worker_dead(os.getpid())
 
     app = FastAPI(title="Tessera feature API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
-    app.include_router(features_router(api_key))
+    app.include_router(features_router(api_keys))
     app.include_router(ops_router)
+    app.include_router(status_router)
+    app.add_middleware(BodySizeLimit, max_bytes=serving.max_body_bytes)  # inside the metrics: 413s are counted
     app.add_middleware(MetricsMiddleware)
     return app

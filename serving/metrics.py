@@ -13,6 +13,7 @@ from typing import Any, Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess
+from prometheus_client.registry import Collector
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # prometheus_client picks file-backed values at import when this is set; decide once, the same way.
@@ -20,7 +21,8 @@ MULTIPROCESS = bool(os.environ.get(MULTIPROC_ENV))
 # Fine below 10 ms, where the API is meant to live; coarse above, where only outages go.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
-REQUEST_LATENCY = Histogram("tessera_api_request_duration_seconds", "Time to answer a request, by route",
+LATENCY_METRIC = "tessera_api_request_duration_seconds"
+REQUEST_LATENCY = Histogram(LATENCY_METRIC, "Time to answer a request, by route",
                             ["route", "method"], buckets=LATENCY_BUCKETS)
 REQUESTS = Counter("tessera_api_requests_total", "Requests answered, by route and status",
                    ["route", "method", "status"])
@@ -41,13 +43,74 @@ Message = dict[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]]
 
 
-def render() -> tuple[bytes, str]:
-    """The exposition text for a scrape, summed over all workers when there are several."""
+def render(extra: Collector | None = None) -> tuple[bytes, str]:
+    """The exposition text for a scrape, summed over all workers when there are several.
+
+    `extra` is evaluated now, in this worker (the pipeline gauges: values read from Redis and
+    Kafka, the same whichever worker answers, so never summed across workers)."""
     if MULTIPROCESS:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+        body = generate_latest(registry)
+    else:
+        body = generate_latest(REGISTRY)
+    if extra is not None:
+        own = CollectorRegistry()
+        own.register(extra)
+        body += generate_latest(own)
+    return body, CONTENT_TYPE_LATEST
+
+
+def _latency_samples() -> list[Any]:
+    if MULTIPROCESS:
+        families = multiprocess.MultiProcessCollector(None).collect()  # None: read, do not register
+    else:
+        families = REQUEST_LATENCY.collect()
+    return [s for family in families if family.name == LATENCY_METRIC for s in family.samples]
+
+
+def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
+    """Prometheus's histogram_quantile: `buckets` are (upper bound, cumulative count), +Inf last;
+    linear within the bucket; a quantile in the +Inf bucket is the highest finite bound."""
+    total = buckets[-1][1] if buckets else 0
+    if total <= 0:
+        return None
+    rank = q * total
+    lower, below = 0.0, 0.0
+    for upper, count in buckets:
+        if count >= rank:
+            if upper == float("inf"):
+                return lower
+            return lower + (upper - lower) * ((rank - below) / (count - below) if count > below else 1.0)
+        lower, below = upper, count
+    return lower
+
+
+def latency_summary(quantiles: tuple[float, ...] = (0.5, 0.9, 0.99)) -> list[dict[str, Any]]:
+    """Per route and method, since the API started (all workers): count, mean and quantiles in ms."""
+    buckets: dict[tuple[str, str], dict[float, float]] = {}
+    sums: dict[tuple[str, str], float] = {}
+    for sample in _latency_samples():
+        route = (sample.labels.get("route", ""), sample.labels.get("method", ""))
+        if sample.name.endswith("_bucket"):
+            bound = float(sample.labels["le"])
+            per_route = buckets.setdefault(route, {})
+            per_route[bound] = per_route.get(bound, 0.0) + sample.value
+        elif sample.name.endswith("_sum"):
+            sums[route] = sums.get(route, 0.0) + sample.value
+    out = []
+    for (route, method), by_bound in sorted(buckets.items()):
+        ordered = sorted(by_bound.items())
+        count = ordered[-1][1] if ordered else 0
+        if count <= 0:
+            continue
+        entry: dict[str, Any] = {"route": route, "method": method, "count": int(count),
+                                 "mean_ms": round(1000 * sums.get((route, method), 0.0) / count, 3)}
+        for q in quantiles:
+            value = bucket_quantile(q, ordered)
+            entry[f"p{round(q * 100):d}_ms"] = None if value is None else round(1000 * value, 3)
+        out.append(entry)
+    return out
 
 
 def mark_worker_dead(pid: int) -> None:

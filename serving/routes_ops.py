@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from serving.metrics import render
 from serving.online_reader import RedisFailure
+from serving.pipeline_metrics import SnapshotCollector
 from serving.state import ServingState
 
 router = APIRouter(tags=["operations"])
@@ -56,8 +57,11 @@ async def health(request: Request) -> Response:
     return Response(orjson.dumps(body), status_code=200 if healthy else 503, media_type="application/json")
 
 
-@router.get("/metrics", response_class=Response, summary="Prometheus metrics (all workers)",
+@router.get("/metrics", response_class=Response,
+            summary="Prometheus metrics: the API's own (all workers) and the streaming path's freshness and lag",
             responses={200: {"content": {"text/plain": {}}}})
-async def metrics() -> Response:
-    body, content_type = render()
+async def metrics(request: Request) -> Response:
+    probe = request.app.state.serving.probe
+    extra = SnapshotCollector(await probe.snapshot()) if probe is not None else None
+    body, content_type = render(extra)
     return Response(body, media_type=content_type)

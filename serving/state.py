@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from serving.errors import ApiError
 from serving.online_reader import OnlineReader
+from serving.pipeline_probe import PipelineProbe
 from serving.plan import LookupPlan
 from serving.registry_watch import PlanHolder, RegistryWatcher
 from tessera.config import Settings
@@ -16,6 +17,7 @@ class ServingState:
     reader: OnlineReader
     holder: PlanHolder
     watcher: RegistryWatcher
+    probe: PipelineProbe | None = None  # the streaming path's progress and Kafka, for /metrics and /status
 
     def plan(self) -> LookupPlan:
         plan = self.holder.plan

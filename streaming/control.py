@@ -34,6 +34,9 @@ def processes(settings: Settings) -> dict[str, ManagedProcess]:
 
 
 def start(settings: Settings, from_checkpoint: str = "auto", wait_s: float = 0) -> list[str]:
+    from tessera.definitions import load_definitions
+
+    load_definitions(settings.feature_repo)  # a broken views.py fails here, named, not in the job's log
     flink_python = settings.resolve(settings.flink.python)
     if not flink_python.exists():
         raise ServiceError(f"the Flink environment {flink_python} is missing: run scripts/setup.sh")
@@ -76,8 +79,9 @@ def stop(settings: Settings, kill: bool = False) -> list[str]:
     return said
 
 
-def lags(settings: Settings) -> list[Lag]:
-    """Committed offset vs end offset for the job, the online writer and the archiver."""
+def lags(settings: Settings, timeout_s: float = 10.0) -> list[Lag]:
+    """Committed offset vs end offset for the job, the online writer and the archiver; each Kafka
+    call waits at most `timeout_s` (the feature API's /metrics passes a short one)."""
     from streaming.consumer_groups import ARCHIVE as ARCHIVE_GROUP, JOB as GROUP_ID, SINK as SINK_GROUP
 
     k = settings.kafka
@@ -86,18 +90,18 @@ def lags(settings: Settings) -> list[Lag]:
         consumer = Consumer({"bootstrap.servers": k.bootstrap_servers, "group.id": group,
                              "enable.auto.commit": False, **k.client_options})
         try:
-            meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
             if meta is None or meta.error is not None:
                 continue
             parts = [TopicPartition(topic, p) for p in meta.partitions]
             try:
-                committed = consumer.committed(parts, timeout=10)
+                committed = consumer.committed(parts, timeout=timeout_s)
             except KafkaException as err:  # e.g. the group coordinator is still loading
                 print(f"{group}: committed offsets not available yet ({err.args[0].str()})", file=sys.stderr)
                 continue
             total_committed = total_end = 0
             for tp in committed:
-                _low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
+                _low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=timeout_s)
                 total_end += high
                 total_committed += max(tp.offset, 0)
             out.append(Lag(group, topic, total_committed, total_end))

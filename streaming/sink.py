@@ -13,12 +13,13 @@ import sys
 import time
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from redis.exceptions import RedisError
 
 from streaming.aggregator import FeatureRow
 from streaming.dead_letters import StreamValidator
 from streaming.online_writer import OnlineOfflineWriter
+from streaming.progress import ProgressPublisher
 from tessera.config import Settings, load_settings
 from tessera.definitions import load_definitions
 from tessera.events import AdEvent
@@ -56,6 +57,7 @@ class Sink:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.writer = OnlineOfflineWriter(settings, load_definitions(settings.feature_repo))
+        self.progress = ProgressPublisher.for_settings(settings, self.writer.views)  # read by the API
         self.features = _consumer(settings, SINK_GROUP, settings.kafka.features_topic)
         self.archive = _consumer(settings, ARCHIVE_GROUP, settings.kafka.topic)
         self.validator = StreamValidator()
@@ -74,6 +76,7 @@ class Sink:
             self.rows_written += self.writer.write(rows, _batch_name(batch))
             self.last_as_of = max(self.last_as_of, max(r.as_of for r in rows))
             self.features.commit(asynchronous=False)
+            self.progress.note(rows)
         for m in _good(self.archive.consume(num_messages=10_000, timeout=0)):
             result = self.validator.check(m.value())
             if isinstance(result, AdEvent):
@@ -87,19 +90,22 @@ class Sink:
             self.events_archived += len(self.pending)
             self.pending, self.pending_messages = [], []
             self.pending_since = time.monotonic()
+        self.progress.maybe_publish(self.validator.clock_ms, force=not self.running)
 
     def rewind(self) -> None:
         """Forget what was consumed but not committed, so it is read again. Every write is
-        idempotent (Feast keeps the newest row per key; files are named by their first offset)."""
+        idempotent (Feast keeps the newest row per key; files are named by their first offset).
+        Fresh consumers rather than seek(): they start from the committed offsets whatever state
+        the old ones' fetchers were left in by the outage."""
         self.pending, self.pending_messages = [], []
         self.pending_since = time.monotonic()
         for consumer in (self.features, self.archive):
-            assigned = consumer.assignment()
-            if not assigned:
-                continue
-            for tp in consumer.committed(assigned, timeout=5):
-                consumer.seek(TopicPartition(tp.topic, tp.partition,
-                                             tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))
+            try:
+                consumer.close()
+            except (KafkaException, RuntimeError):
+                pass  # the broker may still be away; the new consumers start from the commits anyway
+        self.features = _consumer(self.settings, SINK_GROUP, self.settings.kafka.features_topic)
+        self.archive = _consumer(self.settings, ARCHIVE_GROUP, self.settings.kafka.topic)
 
     def run(self) -> None:
         last_report = time.monotonic()

@@ -81,11 +81,14 @@ def test_broker_restart_and_redis_outage_lose_and_double_nothing(fault_env: dict
     part = generator.take(2_000)
     produce(settings, [part])
     sent += part
-    time.sleep(OUTAGE_S)
+    deadline = time.monotonic() + 180
+    while "replaying from the last committed offsets" not in _sink_log(settings):
+        assert time.monotonic() < deadline, "the writer never met the Redis outage:\n" + _sink_log(settings)[-2000:]
+        time.sleep(1)
+    time.sleep(OUTAGE_S)  # a few more failed attempts, with back-off
     assert "started" in redis_server.start()
     wait_caught_up(settings, timeout_s=420)
     assert _all_running(settings), "a component did not survive the Redis outage"
-    assert "replaying from the last committed offsets" in _sink_log(settings)
 
     last = max(m.event.event_time for m in sent if m.event is not None)
     tick = EventGenerator(TICK, last + 30_000, 1.0).take(20)  # settles the rows of every other key

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from feast.infra.online_stores.helpers import _mmh3, _redis_key
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
@@ -24,6 +23,7 @@ from tessera.definitions import load_definitions
 from tessera.generator import EventGenerator, GeneratorConfig, Message
 from tessera.kafka_io import produce
 from tessera.online_rows import read_online_rows
+from tessera.services.redis_server import redis_client
 from tests.stack import run_tessera, settings_for
 from tests.streaming.waits import wait_archived, wait_caught_up
 
@@ -106,7 +106,7 @@ def test_a_corrupted_online_value_is_named_and_fails(on_time: list[Message], par
     entity = EntityKeyProto(join_keys=["user_id"], entity_values=[ValueProto(int64_val=victim.key)])
     key = _redis_key(parity_settings.feast.project, entity, 3)
     field = _mmh3("user_ad_activity:impressions_1h")
-    client = redis.Redis(host=parity_settings.redis.host, port=parity_settings.redis.port, db=parity_settings.redis.db)
+    client = redis_client(parity_settings)
     original = client.hget(key, field)
     assert original is not None
     client.hset(key, field, ValueProto(int64_val=victim.values["impressions_1h"] + 7).SerializeToString())

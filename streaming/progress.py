@@ -1,0 +1,161 @@
+"""Per-view progress of the online writer, kept in Redis where the feature API reads it cheaply.
+
+One small hash per streaming view, `tessera:progress:<view>`:
+
+  as_of_ms     newest as_of written for the view (never moves back, also across restarts)
+  clock_ms     the stream clock: newest valid event time the writer has seen on ad_events
+  rows_total   rows written for the view, over every run of the writer (a Prometheus counter)
+  rows_per_s   rows written per second over the last RATE_WINDOW_S
+  updated_ms   wall-clock time of this update: a writer that stopped reporting shows here
+
+Feast's keys are serialized entity keys (binary, starting with the number of join keys as four
+little-endian bytes) followed by the project name, so an ASCII "tessera:" prefix never collides
+with one. Publishing is telemetry: a failure is logged and never stops the writer.
+Importable without Feast or Flink (the API reads these hashes with the helpers below).
+"""
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+import redis
+
+from streaming.aggregator import FeatureRow
+from tessera.config import Settings
+
+KEY_PREFIX = "tessera:progress:"
+PUBLISH_EVERY_S = 1.0
+RATE_WINDOW_S = 10.0
+
+
+def progress_key(view: str) -> str:
+    return KEY_PREFIX + view
+
+
+@dataclass(frozen=True)
+class ViewProgress:
+    view: str
+    as_of_ms: int | None
+    clock_ms: int | None
+    rows_total: int
+    rows_per_s: float
+    updated_ms: int
+
+    @property
+    def freshness_lag_ms(self) -> int | None:
+        """How far the newest as_of is behind the stream clock (0 when it is level or ahead)."""
+        if self.as_of_ms is None or self.clock_ms is None:
+            return None
+        return max(0, self.clock_ms - self.as_of_ms)
+
+
+def _int(raw: bytes | str | None) -> int | None:
+    try:
+        return int(raw) if raw not in (None, b"", "") else None  # type: ignore[arg-type]
+    except ValueError:
+        return None
+
+
+def parse_progress(view: str, raw: Mapping[bytes, bytes]) -> ViewProgress | None:
+    """An HGETALL reply -> the progress, or None when the writer never reported this view."""
+    if not raw:
+        return None
+    try:
+        rate = float(raw.get(b"rows_per_s") or 0.0)
+    except ValueError:
+        rate = 0.0
+    return ViewProgress(view, _int(raw.get(b"as_of_ms")), _int(raw.get(b"clock_ms")),
+                        _int(raw.get(b"rows_total")) or 0, rate, _int(raw.get(b"updated_ms")) or 0)
+
+
+class ProgressPublisher:
+    """Collects what the writer wrote and publishes it at most once per `every_s`."""
+
+    def __init__(self, client: redis.Redis, views: Iterable[str], every_s: float = PUBLISH_EVERY_S) -> None:
+        self.client = client
+        self.views = list(views)
+        self.every_s = every_s
+        self.as_of: dict[str, int] = {}
+        self.clock_ms: int | None = None
+        self.unpublished: dict[str, int] = {v: 0 for v in self.views}
+        self.written: dict[str, int] = {v: 0 for v in self.views}  # this run, for the rate
+        self.history: deque[tuple[float, dict[str, int]]] = deque()
+        self.last_publish = float("-inf")
+        self.started = False
+        self.warned_at = float("-inf")
+
+    @classmethod
+    def for_settings(cls, settings: Settings, views: Iterable[str]) -> "ProgressPublisher":
+        from tessera.services.redis_server import redis_client
+
+        return cls(redis_client(settings, timeout_s=1.0), views)
+
+    def note(self, rows: Iterable[FeatureRow]) -> None:
+        """Rows that were just written (online and offline)."""
+        for row in rows:
+            if row.view not in self.written:
+                continue
+            self.written[row.view] += 1
+            self.unpublished[row.view] += 1
+            if row.as_of > self.as_of.get(row.view, -1):
+                self.as_of[row.view] = row.as_of
+
+    def maybe_publish(self, clock_ms: int | None, force: bool = False) -> bool:
+        now = time.monotonic()
+        if clock_ms is not None and (self.clock_ms is None or clock_ms > self.clock_ms):
+            self.clock_ms = clock_ms
+        if not force and now - self.last_publish < self.every_s:
+            return False
+        self.last_publish = now
+        try:
+            if not self.started:
+                self._resume()
+            self._publish(now)
+            return True
+        except redis.RedisError as err:
+            if now - self.warned_at >= 60:  # telemetry: say it, but do not flood the log
+                self.warned_at = now
+                print(f"[sink] progress not published to Redis: {err}", file=sys.stderr, flush=True)
+            return False
+
+    def _resume(self) -> None:
+        """Start from what an earlier run published, so as_of and the clock never go back on a replay."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for view in self.views:
+                pipe.hmget(progress_key(view), ["as_of_ms", "clock_ms"])
+            replies = pipe.execute()
+        for view, (raw_as_of, raw_clock) in zip(self.views, replies):
+            as_of, clock = _int(raw_as_of), _int(raw_clock)
+            if as_of is not None and as_of > self.as_of.get(view, -1):
+                self.as_of[view] = as_of
+            if clock is not None and (self.clock_ms is None or clock > self.clock_ms):
+                self.clock_ms = clock
+        self.started = True
+
+    def _rates(self, now: float) -> dict[str, float]:
+        self.history.append((now, dict(self.written)))
+        while len(self.history) > 2 and now - self.history[1][0] >= RATE_WINDOW_S:
+            self.history.popleft()
+        then, old = self.history[0]
+        span = now - then
+        return {v: (self.written[v] - old[v]) / span if span > 0 else 0.0 for v in self.views}
+
+    def _publish(self, now: float) -> None:
+        rates = self._rates(now)
+        updated_ms = int(time.time() * 1000)
+        # MULTI/EXEC: a half-applied update would count its rows again on the next publish.
+        with self.client.pipeline(transaction=True) as pipe:
+            for view in self.views:
+                key = progress_key(view)
+                fields: dict[str, str | int] = {"rows_per_s": f"{rates[view]:.3f}", "updated_ms": updated_ms}
+                if view in self.as_of:
+                    fields["as_of_ms"] = self.as_of[view]
+                if self.clock_ms is not None:
+                    fields["clock_ms"] = self.clock_ms
+                pipe.hset(key, mapping=fields)
+                pipe.hincrby(key, "rows_total", self.unpublished[view])
+            pipe.execute()
+        self.unpublished = {v: 0 for v in self.views}
