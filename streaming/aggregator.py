@@ -15,13 +15,21 @@ from __future__ import annotations
 import heapq
 import json
 from dataclasses import dataclass, field
-from decimal import Decimal, localcontext
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, localcontext
 from typing import Any
 
 from tessera.definitions import WindowedView
 from tessera.windows import format_duration, leave_boundary
 
+try:
+    import orjson as _orjson
+except ImportError:  # the Flink environment
+    _orjson = None  # type: ignore[assignment]
+
 _ZERO = Decimal(0)
+# Unbounded precision: a sum of floats is then exact (the default 28 digits, or any fixed precision,
+# rounds sums of costs of different magnitudes, and a rounded total no longer decays to exactly 0).
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,25 @@ class ViewPlan:
         return cls(view.name, view.entity.join_key, view.granularity_ms, view.allowed_lateness_ms, windows,
                    slots, tuple(ratios), tuple(f.name for f in view.features), max(windows))
 
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as the JVM engine reads it (jars/aggregator, Plan.java), so a feature is only ever
+        declared in feature_repo/views.py, whichever engine runs it."""
+        for _name, _op, _column, where in (s for w in self.windows for s in self.slots[w]):
+            for field_name, value in where:
+                # The JVM compares a filter value as a string; anything else would match differently there.
+                if not isinstance(value, str):
+                    raise ValueError(f"view {self.view!r}: where {field_name}={value!r} is not a string")
+        return {
+            "view": self.view, "key_field": self.key_field, "granularity_ms": self.granularity_ms,
+            "allowed_lateness_ms": self.allowed_lateness_ms, "max_window_ms": self.max_window_ms,
+            "windows": [{"window_ms": w, "slots": [{"name": name, "op": op, "column": column,
+                                                    "where": [list(item) for item in where]}
+                                                   for name, op, column, where in self.slots[w]]}
+                        for w in self.windows],
+            "ratios": [list(r) for r in self.ratios],
+            "order": list(self.order),
+        }
+
     def contributions(self, event: dict[str, Any], window: int) -> list[Any]:
         out: list[Any] = []
         for _name, op, column, where in self.slots[window]:
@@ -66,6 +93,11 @@ class ViewPlan:
             else:
                 out.append(Decimal(event[column]) if hit else _ZERO)
         return out
+
+
+def plans_to_json(plans: list[ViewPlan]) -> str:
+    """Every view of a job, for the JVM engine's Aggregate (one keyed operator for all views)."""
+    return json.dumps({"version": 1, "views": [p.to_dict() for p in plans]}, separators=(",", ":"))
 
 
 @dataclass
@@ -98,8 +130,7 @@ class KeyAggregator:
             return None
         t = event["event_time"]
         new_boundaries = []
-        with localcontext() as ctx:
-            ctx.prec = 60
+        with localcontext(_EXACT):
             for w in plan.windows:
                 leave = leave_boundary(t, w, plan.granularity_ms)
                 if leave <= self.last_as_of:
@@ -127,8 +158,7 @@ class KeyAggregator:
 
     def advance(self, as_of: int) -> None:
         """Drop everything that has left the windows by `as_of` (which only moves forward)."""
-        with localcontext() as ctx:
-            ctx.prec = 60
+        with localcontext(_EXACT):
             for w, heap in self.heads.items():
                 window_buckets, totals = self.buckets[w], self.totals[w]
                 while heap and heap[0] <= as_of:
@@ -174,8 +204,19 @@ class FeatureRow:
 
     @staticmethod
     def from_json(raw: bytes | str) -> "FeatureRow":
-        obj = json.loads(raw)
+        obj = _loads(raw)
         return FeatureRow(obj["view"], obj["key"], obj["as_of"], obj["values"])
+
+
+def _loads(raw: bytes | str) -> Any:
+    # The sink parses every row, and orjson (the platform environment has it) does so several times faster.
+    # json stays the fallback: the Flink environment has no orjson, and orjson refuses NaN/Infinity.
+    if _orjson is not None:
+        try:
+            return _orjson.loads(raw)
+        except _orjson.JSONDecodeError:
+            pass
+    return json.loads(raw)
 
 
 def on_event(plan: ViewPlan, agg: KeyAggregator, key: int, event: dict[str, Any]

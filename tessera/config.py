@@ -4,9 +4,11 @@ Passed explicitly to whatever needs it; nothing deep in the code reads the envir
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, SecretStr
 from pydantic_settings import (
@@ -17,6 +19,8 @@ from pydantic_settings import (
 )
 
 CONFIG_FILE_NAME = "tessera.toml"
+# Client options whose values are secrets (SASL passwords, JAAS lines, inline keys): never printed.
+SECRET_OPTION = re.compile(r"password|secret|jaas|token|credential|(^|\.)key($|\.)|keystore\.key", re.IGNORECASE)
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -36,8 +40,15 @@ class KafkaSettings(BaseModel):
     features_topic: str = "tessera.features"      # rows from the Flink job to the online-store writer
     partitions: int = 2
     heap: str = "512m"
-    # Passed through to every client, e.g. {"security.protocol": "SASL_SSL", "sasl.mechanism": ...}.
+    # librdkafka options passed through to every client, e.g. {"security.protocol": "SASL_SSL",
+    # "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": ..., "sasl.password": ..., "ssl.ca.location": ...}.
+    # The Flink job's Java clients get the same, translated (tessera/kafka_clients.py).
     client_options: dict[str, str] = {}
+    # Extra properties for the Java clients only (the Flink job), applied after the translation.
+    java_client_options: dict[str, str] = {}
+    # The DLQ topic's max.message.bytes: a message at the broker's default 1 MiB limit, base64-encoded
+    # in its dead letter, is a third larger.
+    dlq_max_message_bytes: int = 2 * 1024 * 1024
 
     @property
     def is_local(self) -> bool:
@@ -48,26 +59,87 @@ class KafkaSettings(BaseModel):
         return split_host_port(self.bootstrap_servers.split(",")[0])[1]
 
 
+def _connection_string_value(value: Any) -> str:
+    """One value of Feast's Redis connection string.
+
+    Feast splits the string at every ',' and json-decodes each value, so a password holding ','
+    (or spelled like JSON: 123, true, null) would be cut or changed. Such strings go as JSON
+    strings with ',' escaped as \\u002c, which Feast's json decoding turns back into ','.
+    """
+    if not isinstance(value, str):
+        return json.dumps(value)
+    try:
+        json.loads(value)
+        spelled_like_json = True
+    except json.JSONDecodeError:  # the one error Feast falls back on: the value stays a plain string
+        spelled_like_json = False
+    except (ValueError, RecursionError):  # e.g. 5,000 digits: would escape Feast's fallback and crash it
+        spelled_like_json = True
+    if "," not in value and not spelled_like_json:
+        return value
+    return json.dumps(value).replace(",", "\\u002c")
+
+
 class RedisSettings(BaseModel):
+    """The online store. Every client (the API, the sink through Feast, the service checks) is
+    built from `client_kwargs()`, so auth and TLS reach all of them."""
+
     host: str = "127.0.0.1"
     port: int = 6379
     db: int = 0
+    username: str | None = None  # an ACL user (Redis 6+); None: the default user
     password: SecretStr | None = None
     ssl: bool = False
+    ssl_ca_certs: Path | None = None   # CA file that signed the server's certificate
+    ssl_certfile: Path | None = None   # client certificate, when the server asks for one
+    ssl_keyfile: Path | None = None
+    ssl_cert_reqs: Literal["required", "optional", "none"] = "required"
+    ssl_check_hostname: bool = True
 
     @property
     def is_local(self) -> bool:
         return self.host in LOOPBACK_HOSTS
 
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of redis-py's Redis (sync and asyncio) for this server."""
+        kwargs: dict[str, Any] = {"host": self.host, "port": self.port, "db": self.db}
+        if self.username is not None:
+            kwargs["username"] = self.username
+        if self.password is not None:
+            kwargs["password"] = self.password.get_secret_value()
+        if self.ssl:
+            kwargs["ssl"] = True
+            kwargs["ssl_cert_reqs"] = self.ssl_cert_reqs
+            kwargs["ssl_check_hostname"] = self.ssl_check_hostname
+            for name in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
+                path = getattr(self, name)
+                if path is not None:
+                    kwargs[name] = str(path)
+        return kwargs
+
+    def with_paths_under(self, root: Path) -> "RedisSettings":
+        """TLS file paths relative to the config file's folder made absolute."""
+        update = {name: root / path for name in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+                  if (path := getattr(self, name)) is not None and not path.expanduser().is_absolute()}
+        update |= {name: path.expanduser() for name in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+                   if name not in update and (path := getattr(self, name)) is not None}
+        return self.model_copy(update=update) if update else self
+
     @property
     def feast_connection_string(self) -> str:
-        """The connection string in the form Feast's redis online store expects."""
-        parts = [f"{self.host}:{self.port}", f"db={self.db}"]
-        if self.password is not None:
-            parts.append(f"password={self.password.get_secret_value()}")
-        if self.ssl:
-            parts.append("ssl=true")
-        return ",".join(parts)
+        """The connection string in the form Feast's redis online store expects (same options as
+        `client_kwargs`, escaped so that any password survives Feast's parsing)."""
+        if ":" in self.host:
+            raise ValueError(f"redis host {self.host!r}: Feast's Redis connection string cannot hold an IPv6 "
+                             f"address; use a host name")
+        kwargs = self.client_kwargs()
+        host, port = kwargs.pop("host"), kwargs.pop("port")
+        # redis-py's own defaults are left out: the string stays short and readable.
+        if kwargs.get("ssl_cert_reqs") == "required":
+            del kwargs["ssl_cert_reqs"]
+        if kwargs.get("ssl_check_hostname") is True:
+            del kwargs["ssl_check_hostname"]
+        return ",".join([f"{host}:{port}", *(f"{k}={_connection_string_value(v)}" for k, v in kwargs.items())])
 
 
 class PathSettings(BaseModel):
@@ -81,6 +153,11 @@ class FlinkSettings(BaseModel):
     ("remote") with `rest.address`/`rest.port` in `conf`."""
 
     python: Path = Path(".venv-flink/bin/python")   # the Flink job's own environment
+    # Where the windowed aggregation runs: "jvm" (the Java operators of jars/aggregator, driven by the
+    # plan compiled from the same definitions; about a ninth of the CPU per event) or "python"
+    # (PyFlink Python operators). Validation is Python in both. Checkpoints are kept per engine:
+    # switching engines starts from the committed offsets with empty window state.
+    engine: Literal["python", "jvm"] = "jvm"
     parallelism: int = 1
     checkpoint_interval_ms: int = 5_000
     # Extra Flink configuration passed through, e.g. {"execution.target": "remote", "rest.address": "jm"}.
@@ -113,6 +190,11 @@ class ServingSettings(BaseModel):
     port: int = 8000
     workers: int = 0  # 0: one worker process per core
     api_key: SecretStr | None = None
+    # A file of keys, one per line ('#' comments and blank lines skipped): any of them is accepted,
+    # so keys can be rotated by adding the new one, moving clients, then removing the old one.
+    api_key_file: Path | None = None
+    # Largest request body accepted (413 beyond it): 1,000 ids and a feature list fit in a few KiB.
+    max_body_bytes: int = 256 * 1024
     # Connect and read timeout towards Redis: a dead or hung Redis answers 503 in about this long.
     redis_timeout_ms: int = 50
     redis_max_connections: int = 256  # per worker
@@ -192,6 +274,15 @@ class Settings(BaseSettings):
     def feature_repo(self) -> Path:
         return self.resolve(self.feast.repo)
 
+    def redacted_json(self) -> str:
+        """The settings as JSON for people (`tessera config`): SecretStr fields and secret-looking
+        Kafka client options shown as stars."""
+        data = json.loads(self.model_dump_json())
+        for name in ("client_options", "java_client_options"):
+            options = data["kafka"][name]
+            data["kafka"][name] = {k: ("**********" if SECRET_OPTION.search(k) else v) for k, v in options.items()}
+        return json.dumps(data, indent=2)
+
     @property
     def raw_history_dir(self) -> Path:
         return self.data_dir / "raw" / "ad_events"
@@ -220,4 +311,5 @@ def load_settings(config_file: Path | None = None, start: Path | None = None, **
         _CURRENT_FILE.clear()
     if "root" not in overrides and path is not None:
         settings.root = path.parent
+    settings.redis = settings.redis.with_paths_under(settings.root)
     return settings

@@ -48,7 +48,8 @@ def settings_for(env: dict[str, str], monkeypatch: pytest.MonkeyPatch | None = N
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Environment overrides of a running Kafka + Redis for this test session."""
-    env = stack_env(tmp_path_factory.mktemp("stack"), base_port=29092)
+    # TESSERA_TEST_PORT_BASE lets two test sessions on one machine run side by side.
+    env = stack_env(tmp_path_factory.mktemp("stack"), base_port=int(os.environ.get("TESSERA_TEST_PORT_BASE", "29092")))
     started = run_tessera(env, "services", "up")
     assert started.returncode == 0, f"tessera services up failed:\n{started.stdout}\n{started.stderr}"
     yield env

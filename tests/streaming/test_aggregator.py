@@ -7,6 +7,7 @@ test are the ones the Flink job runs.
 from __future__ import annotations
 
 import heapq
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,23 @@ def test_a_checkpoint_of_the_first_state_format_restores() -> None:
     restored = pickle.loads(pickle.dumps(old))
     assert restored.seen == {"a", "b"}
     assert sorted(restored.forget) == [(3, "b"), (5, "a")] and restored.forget[0] == (3, "b")
+
+
+def test_decay_is_exactly_zero_whatever_the_magnitudes_of_the_costs() -> None:
+    """Sums are exact: a fixed decimal precision (the totals once kept 60 digits) rounds a sum of costs
+    of very different magnitudes, and the total left after every bucket has gone was then a residue
+    such as -3.6e-56 instead of 0."""
+    from tessera.events import AdEvent
+    from tessera.generator import Message
+
+    costs = [1e-9 / 3, 1234.5678901234567, 0.1, 7e5 / 7, 2.5e-7, 0.3]  # the first has 75 significant digits
+    stream = []
+    for i, cost in enumerate(costs):
+        e = AdEvent(f"c{i}", "impression", START + 1_000 * i, 1, 1, 1, cost)
+        stream.append(Message(e.key, e.to_json_bytes(), "valid", e))
+    for i in range(1, 70):  # user 2 moves the clock past every 1h leave boundary of user 1
+        e = AdEvent(f"q{i}", "impression", START + 60_000 * i, 2, 1, 1, 0.0)
+        stream.append(Message(e.key, e.to_json_bytes(), "valid", e))
+    latest, _counted, _late = simulate("user_ad_activity", stream, 10_000)
+    assert latest[1].values["spend_1h"] == 0.0 and latest[1].values["impressions_1h"] == 0
+    assert latest[1].values["spend_24h"] == float(sum(map(Fraction, costs)))  # the exact sum, rounded once

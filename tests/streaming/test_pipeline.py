@@ -105,11 +105,19 @@ def _check_online_equals_brute_force(settings: Settings, messages: list[Message]
     return checked
 
 
-@pytest.fixture(scope="module")
-def pipeline_env(stack: dict[str, str]) -> dict[str, str]:
-    """The session's services, with topics of this module's own: other tests produce to ad_events."""
-    env = {**stack, "TESSERA_KAFKA__TOPIC": "pipeline.ad_events", "TESSERA_KAFKA__DLQ_TOPIC": "pipeline.dlq",
-           "TESSERA_KAFKA__LATE_TOPIC": "pipeline.late", "TESSERA_KAFKA__FEATURES_TOPIC": "pipeline.features"}
+@pytest.fixture(scope="module", params=["python", "jvm"])
+def pipeline_env(request: pytest.FixtureRequest, stack: dict[str, str]) -> dict[str, str]:
+    """The session's services, with topics of this module's own: other tests produce to ad_events.
+    Every test runs once per engine ([flink] engine), each with topics of its own."""
+    engine = request.param
+    prefix = "pipeline" if engine == "python" else f"pipeline-{engine}"
+    env = {**stack, "TESSERA_FLINK__ENGINE": engine, "TESSERA_KAFKA__TOPIC": f"{prefix}.ad_events",
+           "TESSERA_KAFKA__DLQ_TOPIC": f"{prefix}.dlq", "TESSERA_KAFKA__LATE_TOPIC": f"{prefix}.late",
+           "TESSERA_KAFKA__FEATURES_TOPIC": f"{prefix}.features"}
+    if engine != "python":
+        # Its own online store and data folder: Feast skips a row not newer than the stored one, so
+        # the other engine's rows for the same keys and instants would stand in for this one's.
+        env |= {"TESSERA_REDIS__DB": "1", "TESSERA_PATHS__DATA_DIR": f"{stack['TESSERA_PATHS__DATA_DIR']}-{engine}"}
     created = run_tessera(env, "services", "up")  # already running: only ensures this module's topics
     assert created.returncode == 0, created.stderr
     return env

@@ -188,3 +188,13 @@ def test_password_from_env_reaches_the_connection_string_but_not_repr(
 def test_settings_class_is_usable_without_a_file() -> None:
     settings = Settings()
     assert settings.redis.port == 6379 and settings.kafka.is_local
+
+
+def test_flink_engine_is_chosen_by_file_or_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_config(tmp_path, '[flink]\nengine = "python"\n')
+    assert load_settings(path).flink.engine == "python"
+    monkeypatch.setenv("TESSERA_FLINK__ENGINE", "jvm")
+    assert load_settings(path).flink.engine == "jvm"
+    monkeypatch.setenv("TESSERA_FLINK__ENGINE", "scala")
+    with pytest.raises(ValueError):
+        load_settings(path)

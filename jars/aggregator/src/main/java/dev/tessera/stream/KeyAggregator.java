@@ -1,0 +1,227 @@
+package dev.tessera.stream;
+
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * One key's windowed aggregates: streaming/aggregator.py's KeyAggregator, rule for rule.
+ *
+ * Per window, buckets named by leave boundary (a TreeMap stands in for Python's dict + heap of
+ * boundaries) and running totals; the event ids counted (dedup) with when each may be forgotten;
+ * the last as_of emitted. Sums are exact ({@link Exact}), as Python's are (Decimal, unbounded
+ * precision), so both engines emit the same floats and a quiet key decays to exactly 0.
+ */
+public final class KeyAggregator {
+
+    /** Counts and sums of one bucket or one window's totals, by slot index (a slot uses one of the two). */
+    public static final class Cells {
+        final long[] counts;
+        final Exact[] sums;
+
+        Cells(int n) {
+            counts = new long[n];
+            sums = new Exact[n];
+            for (int i = 0; i < n; i++) {
+                sums[i] = new Exact();
+            }
+        }
+
+        Cells(long[] counts, Exact[] sums) {
+            this.counts = counts;
+            this.sums = sums;
+        }
+
+        Cells copy() {
+            Exact[] s = new Exact[sums.length];
+            for (int i = 0; i < s.length; i++) {
+                s[i] = sums[i].copy();
+            }
+            return new Cells(counts.clone(), s);
+        }
+    }
+
+    // Per window index (Plan.windows order). A window's totals are null until it has counted an event.
+    final TreeMap<Long, Cells>[] buckets;
+    final Cells[] totals;
+    final HashSet<String> seen = new HashSet<>();
+    final TreeMap<Long, List<String>> forget = new TreeMap<>();  // when an id may be forgotten -> ids
+    long lastAsOf = -1;
+    long maxEventTime = -1;
+
+    @SuppressWarnings({"unchecked", "rawtypes"})  // an array of generic maps
+    public KeyAggregator(int windows) {
+        buckets = new TreeMap[windows];
+        totals = new Cells[windows];
+        for (int i = 0; i < windows; i++) {
+            buckets[i] = new TreeMap<>();
+        }
+    }
+
+    /** Counts the event; returns the new leave boundaries (for timers), or null for a duplicate. */
+    public long[] add(Plan plan, Event e) {
+        if (seen.contains(e.eventId)) {
+            return null;
+        }
+        long t = e.eventTime;
+        long[] fresh = new long[plan.windows.length];
+        int nFresh = 0;
+        for (int w = 0; w < plan.windows.length; w++) {
+            long leave = Plan.leaveBoundary(t, plan.windows[w], plan.granularityMs);
+            if (leave <= lastAsOf) {
+                continue;  // it has already left this window for every instant still to come
+            }
+            Plan.Slot[] slots = plan.slots[w];
+            if (totals[w] == null) {
+                totals[w] = new Cells(slots.length);
+            }
+            Cells bucket = buckets[w].get(leave);
+            if (bucket == null) {
+                bucket = new Cells(slots.length);
+                buckets[w].put(leave, bucket);
+                fresh[nFresh++] = leave;
+            }
+            Cells total = totals[w];
+            for (int i = 0; i < slots.length; i++) {
+                Plan.Slot s = slots[i];
+                if (!s.hit(e)) {
+                    continue;  // adds 0
+                }
+                if (s.count) {
+                    bucket.counts[i]++;
+                    total.counts[i]++;
+                } else {
+                    Exact v = value(e.field(s.column));
+                    bucket.sums[i].add(v);
+                    total.sums[i].add(v);
+                }
+            }
+        }
+        // Remembered while any window could still hold it; a later copy is late anyway.
+        long when = Plan.leaveBoundary(t, plan.maxWindowMs, plan.granularityMs);
+        seen.add(e.eventId);
+        forget.computeIfAbsent(when, k -> new ArrayList<>(2)).add(e.eventId);
+        maxEventTime = Math.max(maxEventTime, t);
+        return nFresh == fresh.length ? fresh : java.util.Arrays.copyOf(fresh, nFresh);
+    }
+
+    /** Drops everything that has left the windows by asOf (which only moves forward). */
+    public void advance(long asOf) {
+        for (int w = 0; w < buckets.length; w++) {
+            Iterator<Map.Entry<Long, Cells>> it = buckets[w].entrySet().iterator();
+            while (it.hasNext()) {
+                Map.Entry<Long, Cells> entry = it.next();
+                if (entry.getKey() > asOf) {
+                    break;
+                }
+                Cells bucket = entry.getValue();
+                Cells total = totals[w];
+                for (int i = 0; i < bucket.counts.length; i++) {
+                    total.counts[i] -= bucket.counts[i];
+                    total.sums[i].subtract(bucket.sums[i]);
+                }
+                it.remove();
+            }
+        }
+        Iterator<Map.Entry<Long, List<String>>> it = forget.entrySet().iterator();
+        while (it.hasNext()) {
+            Map.Entry<Long, List<String>> entry = it.next();
+            if (entry.getKey() > asOf) {
+                break;
+            }
+            for (String id : entry.getValue()) {
+                seen.remove(id);
+            }
+            it.remove();
+        }
+        lastAsOf = asOf;
+    }
+
+    /**
+     * Counts an on-time event (Python: on_event). Returns the row to emit, or null for a duplicate;
+     * the leave boundaries to set timers at are left in {@code timers[0]}.
+     */
+    public String onEvent(Plan plan, long key, Event e, long[][] timers) {
+        long[] fresh = add(plan, e);
+        timers[0] = fresh;
+        if (fresh == null) {
+            return null;
+        }
+        advance(nextAsOf(e.eventTime));
+        return row(plan, key);
+    }
+
+    /** The stream clock passed a leave boundary (Python: on_timer): the decayed row, unless already newer. */
+    public String onTimer(Plan plan, long key, long boundary) {
+        if (lastAsOf >= boundary) {
+            return null;
+        }
+        advance(boundary);
+        return row(plan, key);
+    }
+
+    /** The instant of the next emission: the candidate, but strictly after the last one. */
+    public long nextAsOf(long candidate) {
+        return Math.max(Math.max(candidate, lastAsOf + 1), maxEventTime);
+    }
+
+    public boolean isEmpty() {
+        for (TreeMap<Long, Cells> b : buckets) {
+            if (!b.isEmpty()) {
+                return false;
+            }
+        }
+        return seen.isEmpty();
+    }
+
+    /** value(k, lastAsOf) as Python's FeatureRow.to_json writes it: {"view":..,"key":..,"as_of":..,"values":{..}}. */
+    public String row(Plan plan, long key) {
+        int n = plan.order.length;
+        long[] ints = new long[n];
+        double[] floats = new double[n];
+        for (int j = 0; j < n; j++) {
+            Cells total = totals[plan.outWindow[j]];
+            if (plan.outKind[j] == Plan.COUNT) {
+                ints[j] = total == null ? 0 : total.counts[plan.outSlot[j]];
+                floats[j] = ints[j];
+            } else if (plan.outKind[j] == Plan.SUM) {
+                floats[j] = total == null ? 0.0 : total.sums[plan.outSlot[j]].toDouble();
+            }
+        }
+        StringBuilder b = new StringBuilder(plan.rowPrefix.length() + 40 + 28 * n);
+        b.append(plan.rowPrefix).append(key).append(",\"as_of\":").append(lastAsOf).append(",\"values\":{");
+        for (int j = 0; j < n; j++) {
+            b.append(plan.outKey[j]);
+            switch (plan.outKind[j]) {
+                case Plan.COUNT:
+                    b.append(ints[j]);
+                    break;
+                case Plan.SUM:
+                    PyJson.number(b, floats[j]);
+                    break;
+                default:
+                    // Python: None if not den else num / den (an int / int division is correctly rounded too)
+                    double den = floats[plan.outDenominator[j]];
+                    if (den == 0) {
+                        b.append("null");
+                    } else {
+                        PyJson.number(b, floats[plan.outNumerator[j]] / den);
+                    }
+            }
+        }
+        return b.append("}}").toString();
+    }
+
+    private static Exact value(Object v) {
+        if (v instanceof Double) {
+            return Exact.of((Double) v);
+        }
+        if (v instanceof Long) {
+            return Exact.of((Long) v);
+        }
+        throw new IllegalArgumentException("cannot sum a " + (v == null ? "missing" : "non-numeric") + " column");
+    }
+}

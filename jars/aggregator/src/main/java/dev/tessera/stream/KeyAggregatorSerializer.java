@@ -1,0 +1,174 @@
+package dev.tessera.stream;
+
+import java.io.IOException;
+import java.math.BigInteger;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+
+import org.apache.flink.api.common.typeutils.SimpleTypeSerializerSnapshot;
+import org.apache.flink.api.common.typeutils.TypeSerializerSnapshot;
+import org.apache.flink.api.common.typeutils.base.TypeSerializerSingleton;
+import org.apache.flink.core.memory.DataInputView;
+import org.apache.flink.core.memory.DataOutputView;
+import org.apache.flink.types.StringValue;
+
+/**
+ * Keyed state on the wire (checkpoints, and the copy-on-write heap backend's copies): explicit and
+ * compact instead of Kryo, and stable across versions of this jar while the format byte is 1.
+ * The dedup set is not written: it is rebuilt from the forget map, which holds every id once.
+ */
+public final class KeyAggregatorSerializer extends TypeSerializerSingleton<KeyAggregator> {
+    private static final long serialVersionUID = 1L;
+    public static final KeyAggregatorSerializer INSTANCE = new KeyAggregatorSerializer();
+    private static final int FORMAT = 1;
+
+    @Override
+    public boolean isImmutableType() {
+        return false;
+    }
+
+    @Override
+    public KeyAggregator createInstance() {
+        return new KeyAggregator(0);
+    }
+
+    @Override
+    public KeyAggregator copy(KeyAggregator from) {
+        KeyAggregator to = new KeyAggregator(from.buckets.length);
+        for (int w = 0; w < from.buckets.length; w++) {
+            for (Map.Entry<Long, KeyAggregator.Cells> e : from.buckets[w].entrySet()) {
+                to.buckets[w].put(e.getKey(), e.getValue().copy());
+            }
+            to.totals[w] = from.totals[w] == null ? null : from.totals[w].copy();
+        }
+        to.seen.addAll(from.seen);
+        for (Map.Entry<Long, List<String>> e : from.forget.entrySet()) {
+            to.forget.put(e.getKey(), new ArrayList<>(e.getValue()));
+        }
+        to.lastAsOf = from.lastAsOf;
+        to.maxEventTime = from.maxEventTime;
+        return to;
+    }
+
+    @Override
+    public KeyAggregator copy(KeyAggregator from, KeyAggregator reuse) {
+        return copy(from);
+    }
+
+    @Override
+    public int getLength() {
+        return -1;
+    }
+
+    @Override
+    public void serialize(KeyAggregator a, DataOutputView out) throws IOException {
+        out.writeByte(FORMAT);
+        out.writeLong(a.lastAsOf);
+        out.writeLong(a.maxEventTime);
+        out.writeInt(a.buckets.length);
+        for (int w = 0; w < a.buckets.length; w++) {
+            writeCells(a.totals[w], out);
+            out.writeInt(a.buckets[w].size());
+            for (Map.Entry<Long, KeyAggregator.Cells> e : a.buckets[w].entrySet()) {
+                out.writeLong(e.getKey());
+                writeCells(e.getValue(), out);
+            }
+        }
+        out.writeInt(a.forget.size());
+        for (Map.Entry<Long, List<String>> e : a.forget.entrySet()) {
+            out.writeLong(e.getKey());
+            out.writeInt(e.getValue().size());
+            for (String id : e.getValue()) {
+                StringValue.writeString(id, out);
+            }
+        }
+    }
+
+    @Override
+    public KeyAggregator deserialize(DataInputView in) throws IOException {
+        int format = in.readByte();
+        if (format != FORMAT) {
+            throw new IOException("unknown KeyAggregator state format " + format);
+        }
+        long lastAsOf = in.readLong();
+        long maxEventTime = in.readLong();
+        KeyAggregator a = new KeyAggregator(in.readInt());
+        a.lastAsOf = lastAsOf;
+        a.maxEventTime = maxEventTime;
+        for (int w = 0; w < a.buckets.length; w++) {
+            a.totals[w] = readCells(in);
+            TreeMap<Long, KeyAggregator.Cells> b = a.buckets[w];
+            for (int n = in.readInt(); n > 0; n--) {
+                b.put(in.readLong(), readCells(in));
+            }
+        }
+        for (int n = in.readInt(); n > 0; n--) {
+            long when = in.readLong();
+            int count = in.readInt();
+            List<String> ids = new ArrayList<>(count);
+            for (int i = 0; i < count; i++) {
+                String id = StringValue.readString(in);
+                ids.add(id);
+                a.seen.add(id);
+            }
+            a.forget.put(when, ids);
+        }
+        return a;
+    }
+
+    @Override
+    public KeyAggregator deserialize(KeyAggregator reuse, DataInputView in) throws IOException {
+        return deserialize(in);
+    }
+
+    @Override
+    public void copy(DataInputView in, DataOutputView out) throws IOException {
+        serialize(deserialize(in), out);
+    }
+
+    @Override
+    public TypeSerializerSnapshot<KeyAggregator> snapshotConfiguration() {
+        return new Snapshot();
+    }
+
+    private static void writeCells(KeyAggregator.Cells c, DataOutputView out) throws IOException {
+        if (c == null) {
+            out.writeInt(-1);
+            return;
+        }
+        out.writeInt(c.counts.length);
+        for (int i = 0; i < c.counts.length; i++) {
+            out.writeLong(c.counts[i]);
+            byte[] n = c.sums[i].n.toByteArray();
+            out.writeInt(c.sums[i].exp);
+            out.writeInt(n.length);
+            out.write(n);
+        }
+    }
+
+    private static KeyAggregator.Cells readCells(DataInputView in) throws IOException {
+        int n = in.readInt();
+        if (n < 0) {
+            return null;
+        }
+        long[] counts = new long[n];
+        Exact[] sums = new Exact[n];
+        for (int i = 0; i < n; i++) {
+            counts[i] = in.readLong();
+            int exp = in.readInt();
+            byte[] mantissa = new byte[in.readInt()];
+            in.readFully(mantissa);
+            sums[i] = new Exact(new BigInteger(mantissa), exp);
+        }
+        return new KeyAggregator.Cells(counts, sums);
+    }
+
+    /** Restores the serializer from a checkpoint; the format byte in each value carries versioning. */
+    public static final class Snapshot extends SimpleTypeSerializerSnapshot<KeyAggregator> {
+        public Snapshot() {
+            super(() -> INSTANCE);
+        }
+    }
+}

@@ -1,0 +1,85 @@
+package dev.tessera.stream;
+
+import org.apache.flink.api.common.eventtime.WatermarkStrategy;
+import org.apache.flink.api.common.functions.FlatMapFunction;
+import org.apache.flink.api.common.functions.MapFunction;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
+import org.apache.flink.types.Row;
+import org.apache.flink.util.Collector;
+
+/**
+ * The JVM engine's part of the job graph, called from streaming/jvm_engine.py through PyFlink's
+ * gateway (Python builds the source and the sinks; everything per event in between is here).
+ */
+public final class Topology {
+    private Topology() {
+    }
+
+    /**
+     * Validated events (rows of event_id, event_type, event_time, user_id, ad_id, campaign_id, cost,
+     * clock) to feature rows. The record timestamp is the stream clock, so the watermark is the
+     * per-partition minimum and leave-boundary timers fire only once every partition has passed them.
+     */
+    public static SingleOutputStreamOperator<String> aggregateRows(DataStream<Row> validated, String planJson) {
+        DataStream<Event> events = validated.map(new FromRow()).returns(TypeInformation.of(Event.class))
+                .name("to events");
+        return aggregate(events, planJson);
+    }
+
+    public static SingleOutputStreamOperator<String> aggregate(DataStream<Event> events, String planJson) {
+        Plan[] plans = Plan.parseAll(planJson);
+        String[] views = new String[plans.length];
+        String[] keyFields = new String[plans.length];
+        StringBuilder names = new StringBuilder();
+        for (int i = 0; i < plans.length; i++) {
+            views[i] = plans[i].view;
+            keyFields[i] = plans[i].keyField;
+            names.append(i == 0 ? "" : ", ").append(plans[i].view);
+        }
+        DataStream<Event> timed = events.assignTimestampsAndWatermarks(
+                WatermarkStrategy.<Event>forMonotonousTimestamps()
+                        .withTimestampAssigner((e, previous) -> e.clock == null ? 0 : e.clock))
+                .name("stream clock");
+        return timed.flatMap(new FanOut(keyFields)).returns(TypeInformation.of(ViewEvent.class)).name("per view")
+                .keyBy(new ViewEvent.ByViewKey(views), Types.STRING)
+                .process(new Aggregate(planJson), Types.STRING)
+                // A fixed id: the keyed state restores even if the operators around it change.
+                .uid("tessera-aggregate-jvm")
+                .name("aggregate " + names + " (jvm)");
+    }
+
+    /** Events later than the allowed lateness, as JSON, for the late topic. */
+    public static DataStream<String> late(SingleOutputStreamOperator<String> aggregated) {
+        return aggregated.getSideOutput(Aggregate.LATE);
+    }
+
+    static final class FromRow implements MapFunction<Row, Event> {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        public Event map(Row r) {
+            return new Event((String) r.getField(0), (String) r.getField(1), (Long) r.getField(2), (Long) r.getField(3),
+                    (Long) r.getField(4), (Long) r.getField(5), (Double) r.getField(6), (Long) r.getField(7));
+        }
+    }
+
+    /** One record per streaming view, keyed by that view's entity. */
+    static final class FanOut implements FlatMapFunction<Event, ViewEvent> {
+        private static final long serialVersionUID = 1L;
+        private final String[] keyFields;
+
+        FanOut(String[] keyFields) {
+            this.keyFields = keyFields;
+        }
+
+        @Override
+        public void flatMap(Event e, Collector<ViewEvent> out) {
+            for (int i = 0; i < keyFields.length; i++) {
+                out.collect(new ViewEvent(i, (Long) e.field(keyFields[i]), e));
+            }
+        }
+    }
+}
