@@ -6,6 +6,8 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import SparkSession
 
@@ -63,3 +65,28 @@ def test_clear_errors(spark: SparkSession, batch_settings: Settings, history: li
     early = pd.DataFrame({"user_id": [1], "timestamp": pd.to_datetime([D1], unit="ms", utc=True)})
     with pytest.raises(TrainingSetError, match="before the stored history"):
         build_training_set(batch_settings, definitions, early, ["user_ad_activity:spend_1h"])
+
+
+def test_a_rewritten_row_wins_its_instant(spark: SparkSession, batch_settings: Settings, history: list[Ev]) -> None:
+    """A row stored again at the same as_of with a later `created` (a re-run or a replayed stream
+    batch) is the value at that instant, on its day and, through the carry, on the next."""
+    definitions = load_definitions(ROOT / "feature_repo")
+    backfill(spark, batch_settings, definitions, date(2026, 3, 2), date(2026, 3, 3), views=["user_ad_activity"],
+             say=lambda _: None)
+    folder = batch_settings.offline_store_dir / "user_ad_activity"
+    day1 = pd.read_parquet(folder / "date=2026-03-02")
+    first_on_day2 = pd.read_parquet(folder / "date=2026-03-03").groupby("user_id")["event_timestamp"].min()
+    last = day1.sort_values("event_timestamp").drop_duplicates("user_id", keep="last").set_index("user_id")
+    # Users whose next row comes after midnight: just before it, the carry from day 1 is the answer.
+    later = first_on_day2[first_on_day2 > pd.Timestamp("2026-03-03", tz="UTC")].index
+    last = last.loc[last.index.intersection(later)].head(5).reset_index()
+    assert len(last) >= 2
+    last = last.assign(created=last["created"] + pd.Timedelta(seconds=1), clicks_24h=last["clicks_24h"] + 1_000)
+    schema = pq.read_schema(next(folder.glob("date=2026-03-02/*.parquet")))
+    pq.write_table(pa.Table.from_pandas(last[schema.names], preserve_index=False).cast(schema),
+                   folder / "date=2026-03-02" / "a-replayed.parquet")  # before part-*: file order cannot decide
+    next_day = [first_on_day2[u] - pd.Timedelta(milliseconds=1) for u in last["user_id"]]
+    rows = pd.DataFrame({"user_id": list(last["user_id"]) * 2, "timestamp": list(last["event_timestamp"]) + next_day})
+    frame = build_training_set(batch_settings, definitions, rows, ["user_ad_activity:clicks_24h"])
+    assert list(frame["user_ad_activity__clicks_24h"]) == list(last["clicks_24h"]) * 2
+    assert last["clicks_24h"].min() >= 1_000
