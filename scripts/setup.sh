@@ -16,10 +16,13 @@ mark() { echo "$2" >"$STAMPS/$1"; }
 
 as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
 
-# 1. Debian packages: real Redis (7.x) for the online store; wrk drives the feature-API benchmark.
+# 1. Debian packages: real Redis (7.x) for the online store; wrk drives the feature-API benchmark;
+#    headless Chromium loads the API's /status page in tests/serving/test_status_page.py.
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v wrk >/dev/null || missing+=(wrk)
+command -v openssl >/dev/null || missing+=(openssl)  # certificates for the Redis TLS test
+command -v chromium >/dev/null || missing+=(chromium)
 if (( ${#missing[@]} )); then
   say "installing ${missing[*]} from Debian's packages"
   as_root apt-get update -qq
@@ -60,4 +63,15 @@ for bundle in kafka flink; do
     mark "jars-$bundle" "$JAR_STAMP"
   fi
 done
-say "ready: .venv, .venv-flink, $(ls "$CACHE/jars/kafka" | wc -l) kafka jars, $(ls "$CACHE/jars/flink" | wc -l) flink jar(s)"
+# 4. The JVM engine of the Flink job ([flink] engine = "jvm"): Java operators built from jars/aggregator
+#    (Flink itself is `provided` by PyFlink's own jars). Rebuilt when any of its files changes.
+AGG_JAR="$CACHE/jars/aggregator/tessera-aggregator.jar"
+AGG_STAMP="$( (cd jars/aggregator && find pom.xml src -type f | LC_ALL=C sort | xargs sha256sum) | sha256sum | cut -c1-16)"
+if ! fresh jar-aggregator "$AGG_STAMP" || [[ ! -f "$AGG_JAR" ]]; then
+  say "building the JVM engine (jars/aggregator)"
+  mvn -q -B -f jars/aggregator/pom.xml package
+  mkdir -p "$(dirname "$AGG_JAR")"
+  cp "$CACHE/build/aggregator/tessera-aggregator.jar" "$AGG_JAR"
+  mark jar-aggregator "$AGG_STAMP"
+fi
+say "ready: .venv, .venv-flink, $(ls "$CACHE/jars/kafka" | wc -l) kafka jars, $(ls "$CACHE/jars/flink" | wc -l) flink jar(s), the JVM engine"

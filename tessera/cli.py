@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from tessera.config import Settings, load_settings
+from tessera.definitions import DefinitionError
 from tessera.windows import DAY_MS
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -178,6 +179,12 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_materialize(args: argparse.Namespace, settings: Settings) -> int:
+    from batch.materialize_cli import run
+
+    return run(args, settings, _log)
+
+
 def cmd_training_set(args: argparse.Namespace, settings: Settings) -> int:
     import pandas as pd
 
@@ -234,6 +241,12 @@ def cmd_parity(args: argparse.Namespace, settings: Settings) -> int:
             Path(args.json).write_text(json.dumps(report, indent=2))
     _log(f"report: {args.json if args.json not in (None, '-') else report_path(settings)}")
     return 0 if report["passed"] else 1
+
+
+def cmd_drift(args: argparse.Namespace, settings: Settings) -> int:
+    from tessera.drift_report import run
+
+    return run(args, settings, say=_log)
 
 
 # --- serve --------------------------------------------------------------------------------------
@@ -330,7 +343,7 @@ def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
-    print(settings.model_dump_json(indent=2))
+    print(settings.redacted_json())  # no secrets on screen: passwords, SASL and key options starred
     return 0
 
 
@@ -405,6 +418,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--views", help="comma-separated views (default: all)")
     p.set_defaults(handler=cmd_backfill)
 
+    p = sub.add_parser("materialize", help="the offline store into Feast's Redis online store, fast",
+                       description="Per key the newest offline row with event_timestamp in [--start, --end] "
+                                   "(as `feast materialize`), in Feast's Redis layout; never replaces a newer "
+                                   "online row. --incremental continues from the last run (tessera's or Feast's).")
+    from batch.materialize_cli import add_arguments as materialize_arguments
+    materialize_arguments(p)
+    p.set_defaults(handler=cmd_materialize)
+
     p = sub.add_parser("features", help="print an entity's online feature vector, optionally every few seconds")
     p.add_argument("entity", help="user or campaign")
     p.add_argument("id", type=int)
@@ -447,6 +468,19 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "instead of the table)")
     p.set_defaults(handler=cmd_parity)
 
+    from tessera.drift_report import add_arguments as add_drift_arguments
+
+    p = sub.add_parser(
+        "drift", help="population stability index and KS per feature: online values against the offline store",
+        description="Compare each feature's distribution among active entities sampled from Redis (SCAN) with "
+                    "its distribution over a reference window of the offline store (each key's value at 24 "
+                    "evenly spaced instants). Reports PSI (null is a bin of its own) and the Kolmogorov-Smirnov "
+                    "statistic, and flags features whose PSI is above --threshold. Exit status: 0 nothing "
+                    "flagged, 1 a feature drifted, 2 nothing to compare or a usage error. The report is also "
+                    "written to <state_dir>/drift/last.json, where the API's /status page reads it.")
+    add_drift_arguments(p)
+    p.set_defaults(handler=cmd_drift)
+
     p = sub.add_parser("config", help="print the effective configuration")
     p.set_defaults(handler=cmd_config)
     return parser
@@ -461,9 +495,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.config is not None:
         # Feast imports feature_repo/feast_repo.py, which finds its config through TESSERA_CONFIG.
         os.environ["TESSERA_CONFIG"] = str(args.config.resolve())
-    settings = load_settings(args.config)
+    try:
+        settings = load_settings(args.config)
+    except (ValueError, OSError) as err:  # TOML syntax, a mistyped setting (pydantic), a missing file
+        where = args.config or os.environ.get("TESSERA_CONFIG") or "tessera.toml"
+        _log(f"error: configuration {where}: {err}")
+        return 2
     try:
         return args.handler(args, settings)
+    except DefinitionError as err:  # feature_repo/views.py: the message names the file, line and field
+        _log(f"error: {err}")
+        return 2
     except KeyboardInterrupt:
         _log("interrupted")
         return 130
