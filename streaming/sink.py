@@ -33,6 +33,8 @@ MAX_BACKOFF_S = 5.0
 def _consumer(settings: Settings, group: str, topic: str) -> Consumer:
     consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": group,
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         # A batch held through an outage of Redis is not a consumer gone astray.
+                         "max.poll.interval.ms": 3_600_000,
                          **settings.kafka.client_options})
     consumer.subscribe([topic])
     return consumer
@@ -63,6 +65,7 @@ class Sink:
         self.validator = StreamValidator()
         self.pending: list[AdEvent] = []
         self.pending_messages: list[Message] = []
+        self.unwritten: list[Message] = []
         self.pending_since = time.monotonic()
         self.rows_written = self.events_archived = 0
         self.last_as_of = 0
@@ -70,12 +73,18 @@ class Sink:
 
     def step(self) -> None:
         s = self.settings.sink
-        batch = _good(self.features.consume(num_messages=s.batch_rows, timeout=s.batch_ms / 1000))
-        if batch:
+        # A batch that could not be written is kept and written again, never re-fetched: after a
+        # broker restart a fetch from the committed offset can be refused and reset.
+        if not self.unwritten:
+            self.unwritten = _good(self.features.consume(num_messages=s.batch_rows, timeout=s.batch_ms / 1000))
+        if self.unwritten:
+            batch = self.unwritten
             rows = [FeatureRow.from_json(m.value()) for m in batch]
-            self.rows_written += self.writer.write(rows, _batch_name(batch))
+            written = self.writer.write(rows, _batch_name(batch))
+            self.features.commit(asynchronous=False)  # the positions: the end of this batch
+            self.unwritten = []
+            self.rows_written += written
             self.last_as_of = max(self.last_as_of, max(r.as_of for r in rows))
-            self.features.commit(asynchronous=False)
             self.progress.note(rows)
         for m in _good(self.archive.consume(num_messages=10_000, timeout=0)):
             result = self.validator.check(m.value())
@@ -92,21 +101,6 @@ class Sink:
             self.pending_since = time.monotonic()
         self.progress.maybe_publish(self.validator.clock_ms, force=not self.running)
 
-    def rewind(self) -> None:
-        """Forget what was consumed but not committed, so it is read again. Every write is
-        idempotent (Feast keeps the newest row per key; files are named by their first offset).
-        Fresh consumers rather than seek(): they start from the committed offsets whatever state
-        the old ones' fetchers were left in by the outage."""
-        self.pending, self.pending_messages = [], []
-        self.pending_since = time.monotonic()
-        for consumer in (self.features, self.archive):
-            try:
-                consumer.close()
-            except (KafkaException, RuntimeError):
-                pass  # the broker may still be away; the new consumers start from the commits anyway
-        self.features = _consumer(self.settings, SINK_GROUP, self.settings.kafka.features_topic)
-        self.archive = _consumer(self.settings, ARCHIVE_GROUP, self.settings.kafka.topic)
-
     def run(self) -> None:
         last_report = time.monotonic()
         print(f"[sink] {self.settings.kafka.features_topic} -> redis {self.settings.redis.host}:"
@@ -115,17 +109,15 @@ class Sink:
         failures = 0
         while self.running:
             try:
-                if failures:
-                    self.rewind()
                 self.step()
                 if failures:
                     print(f"[sink] recovered after {failures} failed attempt(s)", flush=True)
                 failures = 0
             except (KafkaException, RedisError, OSError) as err:
-                # Redis or the broker is away: wait and replay from the last commit, never skip.
+                # Redis or the broker is away: wait and write the same batch again, never skip it.
                 failures += 1
                 delay = min(MAX_BACKOFF_S, 0.25 * 2 ** min(failures, 5))
-                print(f"[sink] {type(err).__name__}: {err}; replaying from the last committed offsets "
+                print(f"[sink] {type(err).__name__}: {err}; retrying what is not written yet "
                       f"in {delay:.1f} s (attempt {failures})", file=sys.stderr, flush=True)
                 time.sleep(delay)
                 continue

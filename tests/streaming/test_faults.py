@@ -82,7 +82,7 @@ def test_broker_restart_and_redis_outage_lose_and_double_nothing(fault_env: dict
     produce(settings, [part])
     sent += part
     deadline = time.monotonic() + 180
-    while "replaying from the last committed offsets" not in _sink_log(settings):
+    while "retrying what is not written yet" not in _sink_log(settings):
         assert time.monotonic() < deadline, "the writer never met the Redis outage:\n" + _sink_log(settings)[-2000:]
         time.sleep(1)
     time.sleep(OUTAGE_S)  # a few more failed attempts, with back-off
