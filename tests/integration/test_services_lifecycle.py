@@ -27,6 +27,13 @@ def _our_pids(state_dir: Path) -> list[int]:
 
 def test_up_twice_then_down(tmp_path: Path) -> None:
     env = stack_env(tmp_path, base_port=39092)
+    try:
+        _up_twice_then_down(env)
+    finally:  # a failure part-way must not leave a service on these ports for the next run
+        run_tessera(env, "services", "down")
+
+
+def _up_twice_then_down(env: dict[str, str]) -> None:
     settings = settings_for(env)
     first = run_tessera(env, "services", "up")
     assert first.returncode == 0, first.stdout + first.stderr

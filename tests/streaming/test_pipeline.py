@@ -156,8 +156,13 @@ def test_dead_letters_hold_exactly_the_invalid_messages(streamed: list[Message],
 
 
 def test_late_events_are_counted(streamed: list[Message], pipeline_settings: Settings) -> None:
-    late = [json.loads(v) for v in _consume(pipeline_settings, pipeline_settings.kafka.late_topic)]
-    assert sorted(e["event_id"] for e in late) == sorted(m.event.event_id for m in streamed[:HALF] if m.kind == "late")
+    expected = sorted(m.event.event_id for m in streamed[:HALF] if m.kind == "late")
+    topic = pipeline_settings.kafka.late_topic
+    deadline = time.monotonic() + 60  # the job's sinks flush on their own schedule
+    while topic_message_counts(pipeline_settings, [topic])[topic] < len(expected) and time.monotonic() < deadline:
+        time.sleep(1)
+    late = [json.loads(v) for v in _consume(pipeline_settings, topic)]
+    assert sorted(e["event_id"] for e in late) == expected
 
 
 def test_raw_history_holds_every_valid_event(streamed: list[Message], pipeline_settings: Settings) -> None:
