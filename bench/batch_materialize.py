@@ -217,9 +217,12 @@ def summary_rows(m: MaterializeFigures, verdict: Callable[[bool | None], str]) -
                 f"{write_total:,.0f} rows/s" if write_total else "-", "-", f">= {GOAL_ROWS_S:,} rows/s",
                 verdict(None if write_total is None else write_total >= GOAL_ROWS_S)))
     plain_total = _phase_total(m.plain, "write")
+    cost = "-"
+    if plain_total and write_total:
+        cost = (f"the check costs {100 * (1 - write_total / plain_total):.0f}% of write throughput"
+                if write_total < plain_total else "no cost measurable in this run")
     out.append(("  writing with skip_dedup (plain HSET, no check)", f"{plain_total:,.0f} rows/s" if plain_total
-                else "-", "-", "report", "-" if not (plain_total and write_total) else
-                f"the check costs {100 * (1 - write_total / plain_total):.0f}% of write throughput"))
+                else "-", "-", "report", cost))
     rerun_total = _phase_total(m.rerun, "write")
     out.append(("  re-run, every key already online (all skipped)",
                 f"{rerun_total:,.0f} rows/s (write phase)" if rerun_total else "-", "-", "report", "-"))
