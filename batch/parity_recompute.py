@@ -17,7 +17,6 @@ from batch.change_points import ChangePointPlan, change_points
 from tessera.config import Settings
 from tessera.definitions import WindowedView
 from tessera.parity_compare import Value
-from tessera.windows import DAY_MS
 
 
 def _day(ms: int) -> date:
@@ -45,6 +44,3 @@ def offline_values_at(spark: SparkSession, settings: Settings, view: WindowedVie
         out[int(row[key])] = {name: row["v"][name] for name in view.feature_names}
     return out
 
-
-def lookback_days(view: WindowedView) -> int:
-    return -(-ChangePointPlan(view, 0, 0).lookback_ms // DAY_MS)

@@ -17,6 +17,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from streaming.consumer_groups import Lag
 from streaming.progress import ViewProgress, parse_progress, progress_key
 from tessera.config import Settings
 from tessera.definitions import Definitions, DefinitionError, load_definitions
@@ -28,23 +29,11 @@ REDIS_TIMEOUT_S = 0.25
 
 
 @dataclass(frozen=True)
-class GroupLag:
-    group: str
-    topic: str
-    committed: int
-    end: int
-
-    @property
-    def behind(self) -> int:
-        return max(0, self.end - self.committed)
-
-
-@dataclass(frozen=True)
 class KafkaState:
     ok: bool
     checked_ms: int
     error: str | None = None
-    lags: tuple[GroupLag, ...] = ()
+    lags: tuple[Lag, ...] = ()
     dlq_messages: int | None = None    # messages the topic holds; None: unknown or no such topic
     late_messages: int | None = None
 
@@ -86,7 +75,7 @@ def probe_kafka(settings: Settings, timeout_s: float = KAFKA_TIMEOUT_S) -> Kafka
     def held(topic: str) -> int | None:
         return counts[topic] if counts.get(topic, -1) >= 0 else None
 
-    return KafkaState(True, now, None, tuple(GroupLag(l.group, l.topic, l.committed, l.end) for l in found),
+    return KafkaState(True, now, None, tuple(found),
                       held(settings.kafka.dlq_topic), held(settings.kafka.late_topic))
 
 

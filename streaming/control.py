@@ -5,24 +5,12 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from streaming.consumer_groups import Lag
 from tessera.config import Settings
 from tessera.services.process import ManagedProcess, ServiceError
-
-
-@dataclass(frozen=True)
-class Lag:
-    group: str
-    topic: str
-    committed: int
-    end: int
-
-    @property
-    def behind(self) -> int:
-        return self.end - self.committed
 
 
 def _process(settings: Settings, name: str) -> ManagedProcess:
