@@ -24,27 +24,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import subprocess
-
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from feature_api import Server, http_request  # noqa: E402
-from loadgen import HttpConn, fixed_rate, run  # noqa: E402
+# The streaming package first: bench/feature_api.py puts bench/ (which holds a streaming.py) in front
+# of sys.path when it is imported.
+from streaming import control  # noqa: E402
+from bench.feature_api import Server, http_request  # noqa: E402
+from bench.loadgen import HttpConn, fixed_rate, run  # noqa: E402
+from bench.streaming import tessera as tessera_cli  # noqa: E402
 from tessera.config import load_settings  # noqa: E402
 
 P99_GOAL_MS = 5.0
-
-
-def tessera_cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "tessera.cli", *args], cwd=ROOT, env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        raise SystemExit(f"tessera {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout
 
 
 @dataclass
@@ -126,7 +119,6 @@ def main() -> int:
            "TESSERA_PATHS__DATA_DIR": str(state / "data"), "TESSERA_PATHS__JAR_DIR": str(ROOT / ".cache" / "jars")}
     os.environ.update(env)
     settings = load_settings(ROOT / "tessera.toml")
-    from streaming import control
     from tessera.services.kafka_broker import KafkaBroker
     from tessera.services.redis_server import RedisServer
 
