@@ -2,13 +2,19 @@
 by Feast, and rows written by Feast's own `write_to_online_store`."""
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 from feast import FeatureService, FeatureStore
 
@@ -118,3 +124,40 @@ def probe_service(stack: ServingStack, settings: Settings) -> FeatureService:
     """A feature service the registry does not have yet: applying it is a change to pick up."""
     view = compile_feast_objects(stack.definitions, settings).feature_views["user_ad_activity"]
     return FeatureService(name="reload_probe", features=[view[["clicks_1h", "ctr_1h"]]])
+
+
+SERVE_STARTUP_S = 120  # fresh interpreters importing Feast on a busy 2-core machine
+
+
+def start_serve(env: dict[str, str], port: int, workers: int, log: Path,
+                startup_s: float = SERVE_STARTUP_S) -> subprocess.Popen[bytes]:
+    """`tessera serve` as a user runs it, in a process group of its own, once /health answers 200."""
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "tessera.cli", "serve", "--port", str(port),
+                                    "--workers", str(workers)], cwd=ROOT, env=env, stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + startup_s
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"tessera serve exited:\n{log.read_text()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() >= deadline:
+            stop_serve(process)
+            raise AssertionError(f"not healthy after {startup_s} s:\n{log.read_text()}")
+        time.sleep(0.25)
+
+
+def stop_serve(process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    """SIGTERM (a graceful shutdown), then SIGKILL to the whole group if it is not done in time."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

@@ -6,19 +6,15 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from typing import Iterator
 
 import httpx
 import pytest
 
-from tests.serving.stack import (ROOT, ServingStack, apply_registry, free_port, make_settings, probe_service,
-                                 subprocess_env)
+from tests.serving.stack import (ServingStack, apply_registry, free_port, make_settings, probe_service,
+                                 start_serve, subprocess_env)
 from tessera.config import Settings
-
-STARTUP_S = 120  # two fresh interpreters importing Feast on a busy 2-core machine
-
 
 @pytest.fixture(scope="module")
 def served(serving_stack: ServingStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings, subprocess.Popen]]:
@@ -29,22 +25,9 @@ def served(serving_stack: ServingStack, tmp_path_factory: pytest.TempPathFactory
     log = (settings.state_dir / "serve.log")
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **subprocess_env(settings), "TESSERA_API_KEY": "serve-test-key"}
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "tessera.cli", "serve", "--port", str(port),
-                                    "--workers", "2"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+    process = start_serve(env, port, 2, log)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            assert process.poll() is None, f"tessera serve exited:\n{log.read_text()}"
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"not healthy after {STARTUP_S} s:\n{log.read_text()}"
-            time.sleep(0.25)
         yield base, settings, process
     finally:
         if process.poll() is None:

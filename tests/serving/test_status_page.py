@@ -6,9 +6,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,10 +16,9 @@ import httpx
 import pytest
 
 from tessera.config import Settings
-from tests.serving.stack import ROOT, ServingStack, free_port, make_settings, subprocess_env
+from tests.serving.stack import ServingStack, free_port, make_settings, start_serve, stop_serve, subprocess_env
 from tests.serving.status_fixtures import publish_progress, write_drift_report, write_parity_report
 
-STARTUP_S = 120
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -68,30 +65,11 @@ def served(serving_stack: ServingStack, tmp_path_factory: pytest.TempPathFactory
     env = {k: v for k, v in os.environ.items() if k != "TESSERA_API_KEY"}
     # No broker listens there: the page has to say Kafka is down, quickly, not hang.
     env.update(subprocess_env(settings), TESSERA_KAFKA__BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}")
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "tessera.cli", "serve", "--port", str(port),
-                                    "--workers", "1"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    process = start_serve(env, port, 1, log)
     try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            assert process.poll() is None, f"tessera serve exited:\n{log.read_text()}"
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"not healthy after {STARTUP_S} s:\n{log.read_text()}"
-            time.sleep(0.25)
-        yield base, settings
+        yield f"http://127.0.0.1:{port}", settings
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_serve(process)
 
 
 def chromium(url: str, profile: Path, screenshot: Path | None = None) -> str:
