@@ -263,15 +263,7 @@ def fmt_s(seconds: float | None) -> str:
 
 
 def feast_cell(result: ChildResult | None) -> str:
-    if result is None:
-        return "not run"
-    if result.status == "ok":
-        return f"{result.seconds:,.1f} s (peak RSS {result.peak_rss_gb:.1f} GB)"
-    if result.status == "timeout":
-        return f"killed at the {result.cap_s:.0f} s cap (peak RSS {result.peak_rss_gb:.1f} GB)"
-    if result.status == "memory":
-        return f"killed at the {result.memory_gb:g} GB RSS cap after {result.wall_s:.0f} s"
-    return f"failed after {result.wall_s:.0f} s"
+    return "not run" if result is None else result.describe()
 
 
 def speedup_cell(ours: float, feast: ChildResult | None) -> tuple[str, float | None, bool]:

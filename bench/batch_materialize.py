@@ -72,7 +72,7 @@ def run_materialize(args, settings: Settings, views: list[str], env: dict[str, s
                                                    "--days", str(args.days)],
                            base / f"materialize-{view}", with_db(env, FEAST_DB), limit, args.feast_memory_gb)
         figures.feast[view] = result
-        say(f"    -> {child_cell(result)}")
+        say(f"    -> {result.describe()}")
         if result.status == "failed":
             say(f"    last lines of its log:\n{result.log_tail}")
     figures.feast_rows = online_rows(on_db(settings, FEAST_DB))
@@ -171,21 +171,11 @@ def ours_cell(result: ChildResult | None) -> str:
     if result is None:
         return "not run"
     if result.status != "ok":
-        return child_cell(result)
+        return result.describe()
     p = result.payload
     return (f"{rate(result):,.0f} rows/s ({p['keys']:,} rows, {result.seconds:.1f} s: read {p['read_s']:.1f} s "
             f"[{p['offline_rows']:,} offline rows] + write {p['write_s']:.1f} s; {p['written']:,} written, "
             f"{p['kept_newer']:,} kept newer)")
-
-
-def child_cell(result: ChildResult) -> str:
-    if result.status == "ok":
-        return f"{result.seconds:,.1f} s (peak RSS {result.peak_rss_gb:.1f} GB)"
-    if result.status == "timeout":
-        return f"killed at the {result.cap_s:.0f} s cap (peak RSS {result.peak_rss_gb:.1f} GB)"
-    if result.status == "memory":
-        return f"killed at the {result.memory_gb:g} GB RSS cap after {result.wall_s:.0f} s"
-    return f"failed after {result.wall_s:.0f} s"
 
 
 def _total(runs: dict[str, ChildResult], rows: Callable[[str, ChildResult], int]) -> tuple[int, float] | None:
@@ -200,7 +190,7 @@ def summary_rows(m: MaterializeFigures, verdict: Callable[[bool | None], str]) -
         ours = m.ours.get(view)
         mine, theirs = rate(ours), rate(feast, m.feast_rows.get(view, 0))
         speed = "-" if mine is None or theirs is None else f"{mine / theirs:,.1f}x Feast"
-        feast_text = f"{m.feast_rows.get(view, 0):,} rows, {child_cell(feast)}" + (
+        feast_text = f"{m.feast_rows.get(view, 0):,} rows, {feast.describe()}" + (
             f" = {theirs:,.0f} rows/s" if theirs is not None else "")
         out.append((f"materialize {view}", ours_cell(ours), feast_text, f">= {GOAL_ROWS_S:,} rows/s", speed))
     ours_total = _total(m.ours, lambda v, r: r.payload["keys"])

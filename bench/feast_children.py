@@ -42,6 +42,16 @@ class ChildResult:
         """What the child measured when it finished, else the wall time until it was stopped."""
         return float(self.payload["seconds"]) if self.status == "ok" else self.wall_s
 
+    def describe(self) -> str:
+        """How the child ended, for a report cell."""
+        if self.status == "ok":
+            return f"{self.seconds:,.1f} s (peak RSS {self.peak_rss_gb:.1f} GB)"
+        if self.status == "timeout":
+            return f"killed at the {self.cap_s:.0f} s cap (peak RSS {self.peak_rss_gb:.1f} GB)"
+        if self.status == "memory":
+            return f"killed at the {self.memory_gb:g} GB RSS cap after {self.wall_s:.0f} s"
+        return f"failed after {self.wall_s:.0f} s"
+
 
 def rss_bytes(pid: int) -> int:
     try:
