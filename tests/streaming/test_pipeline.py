@@ -13,27 +13,21 @@ import json
 import os
 import signal
 import time
-import uuid
 from datetime import datetime, timezone
 
 import pytest
-from confluent_kafka import Consumer
-from feast.infra.online_stores.redis import RedisOnlineStore
-from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
-from feast.protos.feast.types.Value_pb2 import Value as ValueProto
-from feast import FeatureStore
 
 from streaming import control
 from streaming.dead_letters import original_bytes
 from tessera.config import Settings
+from tessera.definitions import load_definitions
 from tessera.events import parse_event
-from tessera.feast_objects import repo_config
 from tessera.generator import EventGenerator, GeneratorConfig, Message
-from tessera.kafka_io import produce, topic_message_counts
-from tessera.raw_history import read_history
+from tessera.kafka_io import produce, read_topic, topic_message_counts
+from tessera.online_rows import read_online_rows
 from tests.batch.brute_force import ORACLES, Ev, agree
 from tests.stack import run_tessera, settings_for
-from tests.streaming.waits import wait_caught_up
+from tests.streaming.waits import wait_archived, wait_caught_up
 
 START = int(datetime(2026, 3, 1, tzinfo=timezone.utc).timestamp() * 1000)
 CONFIG = GeneratorConfig(seed=5, users=200, campaigns=12, ctr=0.1, cvr=0.2,
@@ -43,31 +37,9 @@ HALF = 6_000
 LATENESS_MS = 10_000
 
 
-def _consume(settings: Settings, topic: str) -> list[bytes]:
-    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": f"t-{uuid.uuid4()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    consumer.subscribe([topic])
-    expected = topic_message_counts(settings, [topic])[topic]
-    out: list[bytes] = []
-    deadline = time.monotonic() + 60
-    while len(out) < expected and time.monotonic() < deadline:
-        out += [m.value() for m in consumer.consume(1000, timeout=1.0) if m.error() is None]
-    consumer.close()
-    return out
-
-
-def _online_rows(settings: Settings, view: str, join_key: str, keys: list[int]) -> dict[int, tuple[int, dict]]:
-    config = repo_config(settings)
-    feast_view = FeatureStore(repo_path=str(settings.feature_repo), config=config).get_feature_view(view)
-    entity_keys = [EntityKeyProto(join_keys=[join_key], entity_values=[ValueProto(int64_val=k)]) for k in keys]
-    out = {}
-    for key, (ts, values) in zip(keys, RedisOnlineStore().online_read(config, feast_view, entity_keys)):
-        if ts is None:
-            continue
-        decoded = {name: getattr(v, v.WhichOneof("val")) if v.WhichOneof("val") else None
-                   for name, v in values.items()}
-        out[key] = (int(ts.timestamp() * 1000), decoded)
-    return out
+def _online_rows(settings: Settings, view: str, keys: list[int]) -> dict[int, tuple[int, dict]]:
+    rows = read_online_rows(settings, load_definitions(settings.feature_repo).view(view), keys)
+    return {key: (row.as_of_ms, row.values) for key, row in rows.items()}
 
 
 def _counted(messages: list[Message]) -> list[Ev]:
@@ -88,7 +60,7 @@ def _check_online_equals_brute_force(settings: Settings, messages: list[Message]
     for view, (key_col, oracle) in (("user_ad_activity", ORACLES["user_ad_activity"]),
                                      ("campaign_delivery", ORACLES["campaign_delivery"])):
         keys = sorted({getattr(e, key_col) for e in counted})
-        rows = _online_rows(settings, view, key_col, keys)
+        rows = _online_rows(settings, view, keys)
         assert len(rows) == len(keys), f"{view}: {len(keys) - len(rows)} keys have no online row"
         for key, (as_of, values) in rows.items():
             if as_of > clock - LATENESS_MS:
@@ -147,7 +119,7 @@ def test_settled_online_rows_equal_brute_force(streamed: list[Message], pipeline
 
 
 def test_dead_letters_hold_exactly_the_invalid_messages(streamed: list[Message], pipeline_settings: Settings) -> None:
-    letters = [json.loads(v) for v in _consume(pipeline_settings, pipeline_settings.kafka.dlq_topic)]
+    letters = [json.loads(v) for v in read_topic(pipeline_settings, pipeline_settings.kafka.dlq_topic)]
     invalid = [m for m in streamed[:HALF] if m.kind == "invalid"]
     assert sorted(original_bytes(json.dumps(d)) for d in letters) == sorted(m.value for m in invalid)
     for letter in letters:
@@ -161,19 +133,12 @@ def test_late_events_are_counted(streamed: list[Message], pipeline_settings: Set
     deadline = time.monotonic() + 60  # the job's sinks flush on their own schedule
     while topic_message_counts(pipeline_settings, [topic])[topic] < len(expected) and time.monotonic() < deadline:
         time.sleep(1)
-    late = [json.loads(v) for v in _consume(pipeline_settings, topic)]
+    late = [json.loads(v) for v in read_topic(pipeline_settings, topic)]
     assert sorted(e["event_id"] for e in late) == expected
 
 
 def test_raw_history_holds_every_valid_event(streamed: list[Message], pipeline_settings: Settings) -> None:
-    deadline = time.monotonic() + 60
-    expected = {m.event.event_id for m in streamed[:HALF] if m.event is not None}
-    while time.monotonic() < deadline:
-        got = set(read_history(pipeline_settings.raw_history_dir).column("event_id").to_pylist())
-        if got == expected:
-            return
-        time.sleep(2)
-    assert got == expected
+    wait_archived(pipeline_settings, {m.event.event_id for m in streamed[:HALF] if m.event is not None})
 
 
 def test_kill_and_restart_mid_stream_loses_and_doubles_nothing(streamed: list[Message],
@@ -207,11 +172,7 @@ def test_streamed_rows_equal_the_backfill_of_the_archived_history(streamed: list
     batch path counts late events, the online path may not)."""
     import pandas as pd
 
-    expected_ids = {m.event.event_id for m in streamed if m.event is not None}
-    deadline = time.monotonic() + 60  # the archiver flushes every few seconds
-    while set(read_history(pipeline_settings.raw_history_dir).column("event_id").to_pylist()) != expected_ids:
-        assert time.monotonic() < deadline, "the raw history never caught up with the stream"
-        time.sleep(2)
+    wait_archived(pipeline_settings, {m.event.event_id for m in streamed if m.event is not None})
     done = run_tessera(pipeline_env, "backfill", "--start", "2026-03-01", "--end", "2026-03-01", timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     counted = _counted(streamed)
@@ -224,7 +185,7 @@ def test_streamed_rows_equal_the_backfill_of_the_archived_history(streamed: list
                                - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
         offline = offline.sort_values("as_of_ms")
         keys = sorted({getattr(e, key_col) for e in counted} - late_keys)
-        for key, (as_of, values) in _online_rows(pipeline_settings, view, key_col, keys).items():
+        for key, (as_of, values) in _online_rows(pipeline_settings, view, keys).items():
             if as_of > clock - LATENESS_MS:
                 continue
             rows = offline[(offline[key_col] == key) & (offline["as_of_ms"] <= as_of)]
