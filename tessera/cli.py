@@ -492,9 +492,22 @@ def main(argv: list[str] | None = None) -> int:
         today = int(time.time() * 1000) // DAY_MS * DAY_MS
         args.start = "now" if args.target == "kafka" else \
             datetime.fromtimestamp((today - int(args.days) * DAY_MS) / 1000, tz=timezone.utc).date().isoformat()
-    if args.config is not None:
-        # Feast imports feature_repo/feast_repo.py, which finds its config through TESSERA_CONFIG.
-        os.environ["TESSERA_CONFIG"] = str(args.config.resolve())
+    if args.config is None:
+        return _run(args)
+    # Feast imports feature_repo/feast_repo.py, which finds its config through TESSERA_CONFIG; set
+    # for this command only, so a caller that runs main() in-process keeps its own environment.
+    saved = os.environ.get("TESSERA_CONFIG")
+    os.environ["TESSERA_CONFIG"] = str(args.config.resolve())
+    try:
+        return _run(args)
+    finally:
+        if saved is None:
+            os.environ.pop("TESSERA_CONFIG", None)
+        else:
+            os.environ["TESSERA_CONFIG"] = saved
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.config)
     except (ValueError, OSError) as err:  # TOML syntax, a mistyped setting (pydantic), a missing file
@@ -509,7 +522,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _log("interrupted")
         return 130
-
 
 if __name__ == "__main__":
     sys.exit(main())
