@@ -45,6 +45,8 @@ def start(settings: Settings, from_checkpoint: str = "auto", wait_s: float = 0) 
             continue
         pid = proc.start(command, env=env, cwd=settings.root)
         said.append(f"{name:<12} started (pid {pid}), log {proc.log_file}")
+        if name == "stream-job":
+            said.append(f"{'':<12} {_starting_point(settings, from_checkpoint)}")
     if wait_s > 0:
         deadline = time.monotonic() + wait_s
         while not ready.exists():
@@ -57,6 +59,16 @@ def start(settings: Settings, from_checkpoint: str = "auto", wait_s: float = 0) 
             time.sleep(0.5)
         said.append("stream-job   processing ad_events")
     return said
+
+
+def _starting_point(settings: Settings, from_checkpoint: str) -> str:
+    from streaming.checkpoints import restore_point
+
+    restore = restore_point(settings, from_checkpoint)
+    if restore is not None:
+        return f"restoring from {restore}"
+    return (f"no checkpoint of the {settings.flink.engine} engine to restore: empty state, so it replays "
+            f"{settings.kafka.topic} from its earliest offset")
 
 
 def stop(settings: Settings, kill: bool = False) -> list[str]:

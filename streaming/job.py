@@ -31,6 +31,7 @@ from pyflink.datastream.state import ValueStateDescriptor
 from pyflink.table import StreamTableEnvironment
 
 from streaming.aggregator import KeyAggregator, ViewPlan, on_event, on_timer
+from streaming.checkpoints import checkpoint_dir, restore_point
 from streaming.dead_letters import StreamValidator, envelope
 from streaming.stream_clock import PartitionClock
 from tessera.config import Settings, load_settings
@@ -152,18 +153,6 @@ def fan_out(plans: list[ViewPlan]):
     return split
 
 
-def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
-    """The newest completed checkpoint (one with _metadata) under any job id."""
-    done = [p.parent for p in checkpoint_dir.glob("*/chk-*/_metadata")]
-    return max(done, key=lambda p: (p.stat().st_mtime, int(p.name.split("-")[1])), default=None)
-
-
-def checkpoint_dir(settings: Settings) -> Path:
-    """One folder per engine: a checkpoint of one engine's operators cannot be restored by the other."""
-    name = "checkpoints" if settings.flink.engine == "python" else f"checkpoints-{settings.flink.engine}"
-    return settings.state_dir / "flink" / name
-
-
 def flink_configuration(settings: Settings, restore_from: Path | None) -> Configuration:
     conf = Configuration()
     jars = sorted((settings.jar_dir / "flink").glob("*.jar"))
@@ -216,13 +205,18 @@ def partition_count(settings: Settings) -> int:
     return len(topic.partitions)
 
 
-def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool, views: list[str] | None = None) -> None:
+def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool, views: list[str] | None = None,
+          restored: bool = False) -> None:
+    """`restored`: the job resumes from a checkpoint, which holds its offsets. Without one its state
+    is empty, so it reads the topic from the earliest offset: resuming at the group's committed
+    offsets (another engine's, or from before the checkpoints were lost) would count only the
+    events after them."""
     k = settings.kafka
     definitions = load_definitions(settings.feature_repo)
     t_env = StreamTableEnvironment.create(env)
     options = {
         "connector": "kafka", "topic": k.topic, "properties.bootstrap.servers": k.bootstrap_servers,
-        "properties.group.id": GROUP_ID, "scan.startup.mode": "group-offsets",
+        "properties.group.id": GROUP_ID, "scan.startup.mode": "group-offsets" if restored else "earliest-offset",
         "properties.auto.offset.reset": "earliest", "value.format": "raw",
         **({"scan.bounded.mode": "latest-offset"} if bounded else {}),
         # Security settings translated from librdkafka's names (tessera/kafka_clients.py).
@@ -280,20 +274,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="streaming.job", description=__doc__.split("\n\n")[0])
     parser.add_argument("--bounded", action="store_true", help="stop at the offsets that exist at start")
     parser.add_argument("--from-checkpoint", default="auto",
-                        help="'auto' (newest retained checkpoint, default), 'none', or a checkpoint path")
+                        help="'auto' (newest retained checkpoint, default), 'none' (empty state: replay the "
+                             "topic from its earliest offset), or a checkpoint path")
     parser.add_argument("--views", help="comma-separated streaming views (default: all)")
     args = parser.parse_args(argv)
     settings = load_settings()
-    restore = None
-    if args.from_checkpoint == "auto":
-        restore = latest_checkpoint(checkpoint_dir(settings))
-    elif args.from_checkpoint != "none":
-        restore = Path(args.from_checkpoint)
+    restore = restore_point(settings, args.from_checkpoint)
     print(f"[stream] starting ({settings.flink.engine} engine): kafka {settings.kafka.bootstrap_servers} "
           f"topic {settings.kafka.topic}, "
-          f"restore from {restore or 'nothing (committed offsets or earliest)'}", flush=True)
+          f"restore from {restore or 'nothing: empty state, reading the topic from its earliest offset'}", flush=True)
     env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(settings, restore))
-    build(env, settings, args.bounded, args.views.split(",") if args.views else None)
+    build(env, settings, args.bounded, args.views.split(",") if args.views else None, restored=restore is not None)
     env.execute("tessera-stream")
     return 0
 

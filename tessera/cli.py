@@ -401,9 +401,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="The PyFlink job runs on a local mini-cluster by default (remote: [flink] conf "
                                    "execution.target=remote, rest.address, rest.port); the sink writes its rows "
                                    "into Feast's Redis online store and the offline store. A restarted job resumes "
-                                   "from its newest retained checkpoint.")
+                                   "from its newest retained checkpoint; without one (a first start, or a switch of [flink] engine) it "
+                                   "replays the topic from its earliest offset.")
     p.add_argument("action", choices=["start", "stop", "status"])
-    p.add_argument("--from-checkpoint", default="auto", help="start: auto (default), none, or a checkpoint path")
+    p.add_argument("--from-checkpoint", default="auto",
+                   help="start: auto (the engine's newest checkpoint, default), none (empty state: replays the topic "
+                        "from its earliest offset), or a checkpoint path")
     p.add_argument("--kill", action="store_true", help="stop: kill at once instead of a graceful stop")
     p.add_argument("--wait", type=float, default=0, metavar="SECONDS",
                    help="start: wait until the job has processed its first message (local mini-cluster; "
