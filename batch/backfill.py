@@ -3,6 +3,8 @@
 For each view and each UTC date in [start, end] it writes every row (key, event_timestamp=as_of,
 features) at which a value changes, so the newest row at or before t is value(k, t) for any t in
 the range. Output is partitioned by the as_of date and a re-run replaces exactly those partitions.
+Each partition written is then indexed, its newest row per key, for `tessera materialize`
+(batch/offline_index.py).
 """
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from batch.change_points import ChangePointPlan, change_points
+from batch.offline_index import index_partitions, offline_source
 from tessera.config import Settings
 from tessera.definitions import Definitions, WindowedView
+from tessera.offline_schema import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 from tessera.windows import DAY_MS
 
 
@@ -51,8 +55,8 @@ def read_events(spark: SparkSession, settings: Settings, first_day: date, last_d
 def offline_rows(plan: ChangePointPlan, events: DataFrame) -> DataFrame:
     values = change_points(plan, events)
     as_of = F.timestamp_millis(F.col("as_of_ms"))
-    return (values.withColumn("event_timestamp", as_of)
-            .withColumn("created", F.current_timestamp())
+    return (values.withColumn(EVENT_TIMESTAMP, as_of)
+            .withColumn(CREATED_TIMESTAMP, F.current_timestamp())
             .withColumn("date", F.date_format(as_of, "yyyy-MM-dd"))
             .drop("as_of_ms"))
 
@@ -78,8 +82,12 @@ def backfill(spark: SparkSession, settings: Settings, definitions: Definitions, 
             rows.write.mode("overwrite").partitionBy("date").parquet(str(target))
             written = spark.read.parquet(str(target)).where(
                 (F.col("date") >= start.isoformat()) & (F.col("date") <= end.isoformat())).count()
+            indexing = time.monotonic()
+            days = [f"date={(start + timedelta(days=i)).isoformat()}" for i in range((end - start).days + 1)]
+            indexed = index_partitions(offline_source(plan.view, settings), days)
             seconds = time.monotonic() - began
-            say(f"  {plan.view.name}: {written:,} rows -> {target} ({seconds:.1f} s)")
+            say(f"  {plan.view.name}: {written:,} rows -> {target}, {indexed} day(s) indexed for materialization "
+                f"in {time.monotonic() - indexing:.1f} s ({seconds:.1f} s)")
             results.append(ViewResult(plan.view.name, written, seconds))
     finally:
         events.unpersist()

@@ -3,7 +3,8 @@
 Same result as `feast materialize START END` (per key, the newest offline row with event_timestamp
 in [start, end], ties to the newest `created`, written in Feast's own layout so Feast's
 get_online_features, `feast serve` and serving/ read it), but the offline rows are read with pyarrow
-from only the date partitions in the range (batch/offline_latest.py), the values are encoded a
+from only the date partitions in the range (batch/offline_latest.py), a whole day from the
+backfill's index of its newest row per key when that is still true (batch/offline_index.py), the values are encoded a
 column at a time (batch/online_layout.py) and written with one Lua call per batch of keys that
 never replaces a newer row, e.g. one the stream wrote (batch/online_bulk_writer.py).
 
@@ -190,7 +191,8 @@ class Materializer:
         except OfflineDataError as err:
             raise MaterializeError(f"{name}: {err}") from None
         read_s = time.perf_counter() - began
-        say(f"  read {latest.scanned:,} offline rows in {latest.partitions} date partition(s): "
+        indexed = f" ({latest.indexed} from the backfill's per-day index)" if latest.indexed else ""
+        say(f"  read {latest.scanned:,} offline rows in {latest.partitions} date partition(s){indexed}: "
             f"{latest.table.num_rows:,} keys ({read_s:.1f} s)")
         began = time.perf_counter()
         written = self._write(connection, plan, latest, say)

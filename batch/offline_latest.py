@@ -41,8 +41,9 @@ class OfflineSource:
 @dataclass(frozen=True)
 class LatestRows:
     table: pa.Table  # join key, timestamp (epoch µs, int64), features: one row per key
-    scanned: int     # offline rows in the range that were read
+    scanned: int     # offline rows read: in the range, or from a day's index
     partitions: int
+    indexed: int = 0  # partitions read from the backfill's per-day index (batch/offline_index.py)
 
 
 def newest_per_key(keys: np.ndarray, ts: np.ndarray, created: np.ndarray) -> np.ndarray:
@@ -126,25 +127,48 @@ def _micros(column: pa.Array) -> pa.Array:
 
 
 def latest_in_range(source: OfflineSource, start: datetime, end: datetime) -> LatestRows:
+    from batch.offline_index import usable_index  # the index reads partitions with this module's rules
+
     start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
-    lo, hi = _epoch_us(start), _epoch_us(end)
+    lo, hi = epoch_us(start), epoch_us(end)
     parts = partition_files(source.path, start.date(), end.date())
     newest: list[pa.Table] = []
-    scanned = 0
-    for _, files in parts:
-        candidates = []
-        for path in files:
-            for batch in _batches(path, source, lo, hi):
-                scanned += batch.num_rows
-                candidates.append(pa.Table.from_batches([_reduce(_normalized(batch, source), source, lo, hi)]))
-        if candidates:  # one row per key per partition kept, however many rows the day had
-            newest.append(_reduce(pa.concat_tables(candidates, promote_options="permissive").combine_chunks(),
-                                  source))
+    scanned = indexed = 0
+    for name, files in parts:
+        index = usable_index(source, name, files, lo, hi)
+        if index is not None:  # the day lies wholly in the range: its newest row per key is known
+            newest.append(index.table)
+            scanned += index.table.num_rows
+            indexed += 1
+            files = index.uncovered(files)  # the stream's files written after the backfill
+        table, rows = partition_latest(source, files, lo, hi)
+        scanned += rows
+        if table is not None:
+            newest.append(table)
     if not newest:
         empty = {source.join_key: pa.array([], pa.int64()), source.timestamp_field: pa.array([], pa.int64())}
-        return LatestRows(pa.table({**empty, **{f: pa.array([], pa.null()) for f in source.features}}), 0, len(parts))
+        return LatestRows(pa.table({**empty, **{f: pa.array([], pa.null()) for f in source.features}}), 0,
+                          len(parts), indexed)
     table = _reduce(pa.concat_tables(newest, promote_options="permissive").combine_chunks(), source)
-    return LatestRows(table.drop_columns(["__created"]), scanned, len(parts))
+    return LatestRows(table.drop_columns(["__created"]), scanned, len(parts), indexed)
+
+
+def partition_latest(source: OfflineSource, files: list[Path], lo: int | None = None,
+                     hi: int | None = None) -> tuple[pa.Table | None, int]:
+    """(each key's newest row among these files' rows in [lo, hi], or in all of them without bounds,
+    normalized and with `__created`; the rows read). One row per key is kept per batch, so memory is
+    about one batch plus a row per key however many rows the day had."""
+    low = np.iinfo(np.int64).min if lo is None else lo
+    high = np.iinfo(np.int64).max if hi is None else hi
+    candidates = []
+    scanned = 0
+    for path in files:
+        for batch in _batches(path, source, low, high):
+            scanned += batch.num_rows
+            candidates.append(pa.Table.from_batches([_reduce(_normalized(batch, source), source, lo, hi)]))
+    if not candidates:
+        return None, scanned
+    return _reduce(pa.concat_tables(candidates, promote_options="permissive").combine_chunks(), source), scanned
 
 
 def _batches(path: Path, source: OfflineSource, lo: int, hi: int) -> Iterator[pa.RecordBatch]:
@@ -167,10 +191,10 @@ def _may_overlap(group: pq.RowGroupMetaData, column: int, lo: int, hi: int) -> b
     stats = group.column(column).statistics
     if stats is None or not stats.has_min_max or not isinstance(stats.min, datetime):
         return True
-    return _epoch_us(stats.min) <= hi and _epoch_us(stats.max) >= lo
+    return epoch_us(stats.min) <= hi and epoch_us(stats.max) >= lo
 
 
-def _epoch_us(moment: datetime) -> int:
+def epoch_us(moment: datetime) -> int:
     if moment.tzinfo is None:  # Parquet statistics of a UTC-adjusted column come back naive
         moment = moment.replace(tzinfo=timezone.utc)
     return (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)

@@ -12,11 +12,9 @@ from feast.types import Float64, Int64
 
 from tessera.config import Settings
 from tessera.definitions import Definitions, WindowedView
+from tessera.offline_schema import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 
 FEAST_DTYPES = {"int64": Int64, "float64": Float64}
-# Offline rows carry the time they are the value for (`as_of`) and when they were written.
-EVENT_TIMESTAMP = "event_timestamp"
-CREATED_TIMESTAMP = "created"
 
 
 @dataclass(frozen=True)
