@@ -22,19 +22,17 @@ from pathlib import Path
 from typing import Callable
 
 from feast import FeatureStore, FeatureView, FileSource
-from feast.infra.online_stores.helpers import compute_versioned_name
 from feast.repo_config import RepoConfig
 
 from batch.offline_latest import LatestRows, OfflineDataError, OfflineSource, latest_in_range, partition_files
-from batch.online_bulk_writer import (BulkConnection, OnlineWriteError, ViewEncoding, encode, guarded_calls,
-                                      plain_hsets)
-from batch.online_layout import EntityKeyLayout, LayoutError, field_encoder, field_name
+from batch.online_bulk_writer import (KEYS_PER_CALL, BulkConnection, OnlineWriteError, ViewEncoding, encode,
+                                      guarded_calls, plain_hsets, view_encoding)
+from batch.online_layout import LayoutError
 from batch.materialize_state import MaterializeState
 from tessera.config import Settings
 from tessera.feast_objects import repo_config
 
 Say = Callable[[str], None]
-KEYS_PER_CALL = 200       # one Lua call blocks Redis for about 1 ms (online_bulk_writer.py)
 ROWS_PER_WINDOW = 20_000  # encoded at once and sent in one round trip
 
 
@@ -74,19 +72,11 @@ def _plan(feature_view: FeatureView, config: RepoConfig) -> ViewPlan:
     source = feature_view.batch_source
     if not isinstance(source, FileSource):
         raise MaterializeError(f"{feature_view.name}: batch source {type(source).__name__} is not a file source")
-    if len(feature_view.entity_columns) != 1 or feature_view.entity_columns[0].dtype.to_value_type().name != "INT64":
-        raise MaterializeError(f"{feature_view.name}: only one INT64 join key is supported; use `feast materialize`")
-    join_key = feature_view.entity_columns[0].name
-    versioning = bool(getattr(config.registry, "enable_online_feature_view_versioning", False))
-    name = compute_versioned_name(feature_view, versioning)  # what Feast names the fields after
     try:
-        fields = [(f.name, field_encoder(f.dtype.to_value_type().name, field_name(name, f.name)))
-                  for f in feature_view.features]
-        keys = EntityKeyLayout.for_join_key(join_key, config.project, config.entity_key_serialization_version)
+        encoding = view_encoding(feature_view, config)
     except LayoutError as err:
         raise MaterializeError(f"{feature_view.name}: {err}") from None
-    ttl = int(getattr(config.online_store, "key_ttl_seconds", None) or 0)
-    encoding = ViewEncoding(keys, f"_ts:{name}".encode(), fields, ttl)
+    join_key = feature_view.entity_columns[0].name
     offline = OfflineSource(_source_path(source, config), join_key, source.timestamp_field,
                             source.created_timestamp_column or None, [f.name for f in feature_view.features])
     return ViewPlan(feature_view, offline, encoding)

@@ -17,14 +17,20 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import redis
 
-from batch.online_layout import ColumnEncoder, EntityKeyLayout, bulk, render_rows, resp_bulk, timestamps
+from batch.online_layout import (ColumnEncoder, EntityKeyLayout, LayoutError, bulk, field_encoder, field_name,
+                                 render_rows, resp_bulk, timestamps)
 from tessera.config import Settings
 from tessera.services.redis_server import redis_client
+
+if TYPE_CHECKING:
+    from feast import FeatureView
+    from feast.repo_config import RepoConfig
 
 # KEYS: entity hashes. ARGV[1]: the `_ts:<view>` field; ARGV[2]: key TTL in seconds (0: none);
 # ARGV[3]: arguments per key (w); then per key: its Timestamp bytes, then field, value pairs (w - 1).
@@ -69,6 +75,7 @@ end
 return written
 """
 SCRIPT_SHA = hashlib.sha1(WRITE_IF_NEWER).hexdigest().encode()
+KEYS_PER_CALL = 200  # one call blocks other clients for about 1 ms (see above)
 
 
 class OnlineWriteError(RuntimeError):
@@ -88,6 +95,22 @@ class ViewEncoding:
     @property
     def args_per_key(self) -> int:
         return 1 + 2 * len(self.fields)
+
+
+def view_encoding(feature_view: "FeatureView", config: "RepoConfig") -> ViewEncoding:
+    """A registered view's layout, as Feast's RedisOnlineStore writes it under this repo config."""
+    from feast.infra.online_stores.helpers import compute_versioned_name
+
+    if len(feature_view.entity_columns) != 1 or feature_view.entity_columns[0].dtype.to_value_type().name != "INT64":
+        raise LayoutError("only one INT64 join key is supported; use Feast's own writer")
+    join_key = feature_view.entity_columns[0].name
+    versioning = bool(getattr(config.registry, "enable_online_feature_view_versioning", False))
+    name = compute_versioned_name(feature_view, versioning)  # what Feast names the fields after
+    fields = [(f.name, field_encoder(f.dtype.to_value_type().name, field_name(name, f.name)))
+              for f in feature_view.features]
+    keys = EntityKeyLayout.for_join_key(join_key, config.project, config.entity_key_serialization_version)
+    ttl = int(getattr(config.online_store, "key_ttl_seconds", None) or 0)
+    return ViewEncoding(keys, f"_ts:{name}".encode(), fields, ttl)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from redis.exceptions import RedisError
 
+from batch.online_bulk_writer import OnlineWriteError
 from streaming.aggregator import FeatureRow
 from streaming.dead_letters import StreamValidator
 from streaming.online_writer import OnlineOfflineWriter
@@ -113,7 +114,7 @@ class Sink:
                 if failures:
                     print(f"[sink] recovered after {failures} failed attempt(s)", flush=True)
                 failures = 0
-            except (KafkaException, RedisError, OSError) as err:
+            except (KafkaException, RedisError, OnlineWriteError, OSError) as err:
                 # Redis or the broker is away: wait and write the same batch again, never skip it.
                 failures += 1
                 delay = min(MAX_BACKOFF_S, 0.25 * 2 ** min(failures, 5))
@@ -129,6 +130,7 @@ class Sink:
             self.step()  # flush what is buffered
         self.features.close()
         self.archive.close()
+        self.writer.close()
 
 
 def main() -> int:

@@ -167,6 +167,9 @@ class FlinkSettings(BaseModel):
 class SinkSettings(BaseModel):
     """The writer after the Flink job: batches rows into Feast's Redis online store and the offline store."""
 
+    # "bulk": Feast's Redis layout written column-wise, with the newer-row check inside Redis
+    # (batch/online_bulk_writer.py, byte-identical to Feast's rows); "feast": RedisOnlineStore.online_write_batch.
+    online_writer: Literal["bulk", "feast"] = "bulk"
     batch_rows: int = 5_000
     batch_ms: int = 100
     archive_batch_events: int = 200_000

@@ -1,8 +1,20 @@
-"""The online writer sends Feast only each key's newest row of a batch: what Feast would keep anyway."""
+"""The online writer sends only each key's newest row of a batch (what Feast would keep anyway), and
+its bulk mode leaves Redis byte for byte as Feast's own writer does."""
 from __future__ import annotations
 
+import random
+from pathlib import Path
+from typing import Any
+
+import redis
+
 from streaming.aggregator import FeatureRow
-from streaming.online_writer import newest_per_key, value_proto
+from streaming.online_writer import OnlineOfflineWriter, newest_per_key, value_proto
+from tessera.definitions import Definitions, load_definitions
+from tessera.services.redis_server import RedisServer
+from tests.serving.stack import apply_registry, free_port, make_settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_each_key_keeps_its_first_newest_row() -> None:
@@ -16,3 +28,48 @@ def test_shared_value_protos_hold_the_right_values() -> None:
     assert value_proto(7, "int64").int64_val == 7 and value_proto(10**12, "int64").int64_val == 10**12
     assert value_proto(0.0, "float64").double_val == 0.0 and value_proto(0.25, "float64").double_val == 0.25
     assert str(value_proto(-0.0, "float64").double_val) == "-0.0"
+
+
+def _batches(definitions: Definitions) -> list[list[FeatureRow]]:
+    """Three batches of both streaming views: repeated keys within a batch, then rows older than what
+    a key holds, rows at the very instant it holds (with other values) and newer ones; nulls, -0.0,
+    infinities and counts past 2**53."""
+    rng = random.Random(11)
+    specials: list[Any] = [None, -0.0, 0.0, float("inf"), -1e-300, 2.5]
+    batches: list[list[FeatureRow]] = []
+    held: dict[tuple[str, int], int] = {}
+    for b in range(3):
+        batch = []
+        for view in definitions.streaming_views():
+            for _ in range(400):
+                key = rng.randint(1, 150)
+                as_of = held.get((view.name, key), 1_780_000_000_000) + rng.choice([-5_000, 0, 1, 7_000])
+                values = {f.name: (rng.choice([None, 0, 3, 2**62 + rng.randint(0, 99)]) if f.dtype == "int64"
+                                   else rng.choice([*specials, rng.uniform(-5, 5)])) for f in view.features}
+                batch.append(FeatureRow(view.name, key, as_of, values))
+                held[(view.name, key)] = max(held.get((view.name, key), 0), as_of)
+        batches.append(batch)
+    return batches
+
+
+def test_bulk_writer_leaves_redis_exactly_as_feasts_writer_does(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, free_port())
+    definitions = load_definitions(ROOT / "feature_repo")
+    server = RedisServer(settings)
+    server.start()
+    try:
+        apply_registry(settings, definitions)
+        dumps = {}
+        for db, mode in ((1, "feast"), (2, "bulk")):
+            copy = settings.model_copy(deep=True)
+            copy.redis.db, copy.sink.online_writer = db, mode
+            writer = OnlineOfflineWriter(copy, definitions)
+            for n, batch in enumerate(_batches(definitions)):
+                assert writer.write(batch, f"{mode}-{n}") == len(batch)
+            writer.close()
+            client = redis.Redis(host=copy.redis.host, port=copy.redis.port, db=db)
+            dumps[mode] = {key: client.hgetall(key) for key in client.scan_iter(count=1_000)}
+        assert len(dumps["feast"]) >= 250
+        assert dumps["bulk"] == dumps["feast"]
+    finally:
+        server.stop()
