@@ -15,11 +15,11 @@ minute's RSS within `--memory-slack` of the second minute's, per process).
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import random
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +38,7 @@ from bench.streaming import tessera as tessera_cli  # noqa: E402
 from tessera.config import load_settings  # noqa: E402
 
 P99_GOAL_MS = 5.0
+LOAD_PROCESSES = ("event pump", "load gen")  # measured for their CPU, not held to the memory goal
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Minute:
     produced: int
     job_behind: int
     rss_mb: dict[str, float] = field(default_factory=dict)
+    cores: dict[str, float] = field(default_factory=dict)  # CPU seconds per second over the minute
 
 
 def tree_rss_mb(pid: int | None) -> float:
@@ -70,37 +72,80 @@ def tree_rss_mb(pid: int | None) -> float:
     return total / 2**20
 
 
-class EventPump(threading.Thread):
-    """Live events at a fixed rate until stopped."""
+def _pump(settings, rate: float, produced, stop_flag) -> None:  # type: ignore[no-untyped-def]
+    """Live events at a fixed rate until `stop_flag` is set (in a process of its own: in the load
+    generator's process it would take the GIL from it, and the API's latency would look worse)."""
+    from tessera.generator import EventGenerator, GeneratorConfig
+    from tessera.kafka_io import RatePacer, make_producer
+
+    producer = make_producer(settings)
+    generator = EventGenerator(GeneratorConfig(seed=9, duplicates=0.01, out_of_order=0.02),
+                               int(time.time() * 1000), rate_per_s=rate)
+    pacer = RatePacer(rate)
+    count = 0
+    while not stop_flag.is_set():
+        for m in generator.take(int(rate)):
+            pacer(count)
+            while True:
+                try:
+                    producer.produce(settings.kafka.topic, m.value, m.key)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            count += 1
+            if count % 500 == 0:
+                produced.value = count
+            if stop_flag.is_set():
+                break
+        producer.poll(0)
+    producer.flush(30)
+    produced.value = count
+
+
+def tree_cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of a process and its live children."""
+    if pid is None:
+        return float("nan")
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return float("nan")
+    total = 0.0
+    for p in procs:
+        try:
+            times = p.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+class EventPump:
+    """`_pump` in a child process, with its count of produced events."""
 
     def __init__(self, settings, rate: float) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(daemon=True)
-        self.settings, self.rate = settings, rate
-        self.produced = 0
-        self.stop_flag = threading.Event()
+        context = multiprocessing.get_context("spawn")
+        self._produced = context.Value("q", 0)
+        self.stop_flag = context.Event()
+        self._process = context.Process(target=_pump, args=(settings, rate, self._produced, self.stop_flag),
+                                        daemon=True, name="event-pump")
 
-    def run(self) -> None:
-        from tessera.generator import EventGenerator, GeneratorConfig
-        from tessera.kafka_io import RatePacer, make_producer
+    @property
+    def produced(self) -> int:
+        return int(self._produced.value)
 
-        producer = make_producer(self.settings)
-        generator = EventGenerator(GeneratorConfig(seed=9, duplicates=0.01, out_of_order=0.02),
-                                   int(time.time() * 1000), rate_per_s=self.rate)
-        pacer = RatePacer(self.rate)
-        while not self.stop_flag.is_set():
-            for m in generator.take(int(self.rate)):
-                pacer(self.produced)
-                while True:
-                    try:
-                        producer.produce(self.settings.kafka.topic, m.value, m.key)
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
-                self.produced += 1
-                if self.stop_flag.is_set():
-                    break
-            producer.poll(0)
-        producer.flush(30)
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def start(self) -> None:
+        self._process.start()
+
+    def join(self, timeout: float) -> None:
+        self._process.join(timeout)
+        if self._process.is_alive():
+            self._process.kill()
 
 
 def main() -> int:
@@ -110,6 +155,8 @@ def main() -> int:
     parser.add_argument("--events-per-s", type=float, default=5000)
     parser.add_argument("--workers", type=int, default=2, help="API worker processes (default 2)")
     parser.add_argument("--users", type=int, default=100_000, help="ids requested, uniformly (default 100000)")
+    parser.add_argument("--warmup-s", type=float, default=60,
+                        help="load (stream and requests) before the measured minutes, printed apart (default 60)")
     parser.add_argument("--memory-slack", type=float, default=0.10,
                         help="allowed RSS growth from minute 2 to the last, per process (default 0.10)")
     args = parser.parse_args()
@@ -140,22 +187,33 @@ def main() -> int:
                 "writer": control.processes(settings)["stream-sink"].pid(),
                 "api": api.process.pid if api.process else None}
         pump.start()
+        pids |= {"event pump": pump.pid, "load gen": os.getpid()}
         def path_of() -> bytes:
             return http_request("GET", f"/features/user/{random.randint(1, args.users)}?feature_service=ads_ranking")
+        if args.warmup_s > 0:
+            warm = run(fixed_rate("127.0.0.1", port, HttpConn, path_of, args.rps, args.warmup_s, warmup_s=0.0))
+            print(f"warm-up {args.warmup_s:.0f} s (not counted): {warm.ok:,} ok, {warm.failed + warm.timed_out:,} "
+                  f"errors, p50 {warm.percentile_ms(50):.2f} ms, p99 {warm.percentile_ms(99):.2f} ms", flush=True)
         print(f"{'min':>3} {'ok':>8} {'errors':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>8} {'events':>9} "
-              f"{'job behind':>10}  RSS MB " + " ".join(f"{n:>9}" for n in pids), flush=True)
+              f"{'job behind':>10}  RSS MB / cores " + " ".join(f"{n:>14}" for n in pids), flush=True)
+        cpu_before = {n: tree_cpu_s(pid) for n, pid in pids.items()}
         for i in range(1, args.minutes + 1):
             produced_before = pump.produced
+            began = time.monotonic()
             result = run(fixed_rate("127.0.0.1", port, HttpConn, path_of, args.rps, 60.0, warmup_s=0.0))
+            cpu_now = {n: tree_cpu_s(pid) for n, pid in pids.items()}
+            elapsed = time.monotonic() - began
             lag = {l.group: l.behind for l in control.lags(settings)}
             minute = Minute(i, result.ok, result.failed + result.timed_out, result.percentile_ms(50),
                             result.percentile_ms(99), result.percentile_ms(100), pump.produced - produced_before,
                             lag.get("tessera-stream", -1),
-                            {n: tree_rss_mb(pid) for n, pid in pids.items()})
+                            {n: tree_rss_mb(pid) for n, pid in pids.items()},
+                            {n: (cpu_now[n] - cpu_before[n]) / elapsed for n in pids})
+            cpu_before = cpu_now
             minutes.append(minute)
             print(f"{i:>3} {minute.ok:>8,} {minute.errors:>6,} {minute.p50_ms:>7.2f} {minute.p99_ms:>7.2f} "
-                  f"{minute.max_ms:>8.1f} {minute.produced:>9,} {minute.job_behind:>10,}  "
-                  + " ".join(f"{minute.rss_mb[n]:>9,.0f}" for n in pids), flush=True)
+                  f"{minute.max_ms:>8.1f} {minute.produced:>9,} {minute.job_behind:>10,}                 "
+                  + " ".join(f"{minute.rss_mb[n]:>7,.0f}/{minute.cores[n]:>5.2f}c" for n in pids), flush=True)
     finally:
         pump.stop_flag.set()
         pump.join(60)
@@ -174,11 +232,14 @@ def report(minutes: list[Minute], args: argparse.Namespace) -> int:
     print(f"\nevents produced: {rate:,.0f}/s on average (asked {args.events_per_s:,.0f}/s); "
           f"job behind at the end: {minutes[-1].job_behind:,} events")
     print(f"errors: {errors:,} {'(goal 0: met)' if errors == 0 else '(goal 0: NOT met)'}")
+    cores = {n: sum(m.cores[n] for m in minutes) / len(minutes) for n in minutes[0].cores}
+    print("CPU, cores on average: " + ", ".join(f"{n} {c:.2f}" for n, c in cores.items())
+          + f"; total {sum(cores.values()):.2f} of {psutil.cpu_count()}")
     print(f"worst minute p99: {worst_p99:.2f} ms (goal <= {P99_GOAL_MS} ms: {'met' if worst_p99 <= P99_GOAL_MS else 'NOT met'})")
     flat = True
     if len(minutes) >= 3:
         base, last = minutes[1], minutes[-1]
-        for name in base.rss_mb:
+        for name in (n for n in base.rss_mb if n not in LOAD_PROCESSES):
             growth = last.rss_mb[name] / base.rss_mb[name] - 1 if base.rss_mb[name] else float("nan")
             ok = growth <= args.memory_slack
             flat &= ok
