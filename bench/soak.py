@@ -15,14 +15,18 @@ minute's RSS within `--memory-slack` of the second minute's, per process).
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import random
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -82,10 +86,15 @@ def _pump(settings, rate: float, produced, stop_flag) -> None:  # type: ignore[n
     generator = EventGenerator(GeneratorConfig(seed=9, duplicates=0.01, out_of_order=0.02),
                                int(time.time() * 1000), rate_per_s=rate)
     pacer = RatePacer(rate)
-    count = 0
+    count = paced = 0
     while not stop_flag.is_set():
         for m in generator.take(int(rate)):
-            pacer(count)
+            if time.monotonic() - (pacer.started + paced / rate) > 1.0:
+                # More than a second behind (the machine is saturated): drop the deficit rather
+                # than send it in a burst, which would measure a load nobody asked for.
+                pacer, paced = RatePacer(rate), 0
+            pacer(paced)
+            paced += 1
             while True:
                 try:
                     producer.produce(settings.kafka.topic, m.value, m.key)
@@ -119,6 +128,40 @@ def tree_cpu_s(pid: int | None) -> float:
         except psutil.NoSuchProcess:
             pass
     return total
+
+
+def load_generator_cpu_s() -> float:
+    """This process (the Python load generator) plus its finished children (the Go load generator's
+    runs); not the live event pump, which has a column of its own."""
+    times = psutil.Process().cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+class GoLoad:
+    """One fixed-rate run of bench/loadgen_go (same open-loop rules as bench/loadgen.py), with the
+    attributes of bench.loadgen.Result that the soak reads."""
+
+    def __init__(self, binary: Path, port: int, users: int, rps: float, seconds: float) -> None:
+        done = subprocess.run([str(binary), "-url", f"http://127.0.0.1:{port}/features/user/%d?feature_service=ads_ranking",
+                               "-ids", str(users), "-rate", str(rps), "-seconds", str(seconds)],
+                              capture_output=True, text=True, check=True)
+        figures = json.loads(done.stdout)
+        self.ok, self.failed, self.timed_out = figures["ok"], figures["failed"], figures["timed_out"]
+        self._ms = {50: figures["p50_ms"], 99: figures["p99_ms"], 100: figures["max_ms"]}
+
+    def percentile_ms(self, p: int) -> float:
+        return self._ms[p]
+
+
+def build_go_loadgen() -> Path | None:
+    """bench/loadgen_go built into .cache/bin, or None when there is no Go toolchain."""
+    if shutil.which("go") is None:
+        return None
+    target = ROOT / ".cache" / "bin" / "loadgen"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["go", "build", "-o", str(target), "."], cwd=ROOT / "bench" / "loadgen_go", check=True,
+                   env={**os.environ, "GOFLAGS": "-mod=mod"})
+    return target
 
 
 class EventPump:
@@ -155,11 +198,17 @@ def main() -> int:
     parser.add_argument("--events-per-s", type=float, default=5000)
     parser.add_argument("--workers", type=int, default=2, help="API worker processes (default 2)")
     parser.add_argument("--users", type=int, default=100_000, help="ids requested, uniformly (default 100000)")
+    parser.add_argument("--loadgen", choices=["go", "python"], default="go",
+                        help="go (bench/loadgen_go, the default: it leaves the API the CPU it needs) or python "
+                             "(bench/loadgen.py)")
     parser.add_argument("--warmup-s", type=float, default=60,
                         help="load (stream and requests) before the measured minutes, printed apart (default 60)")
     parser.add_argument("--memory-slack", type=float, default=0.10,
                         help="allowed RSS growth from minute 2 to the last, per process (default 0.10)")
     args = parser.parse_args()
+    go_loadgen = build_go_loadgen() if args.loadgen == "go" else None
+    if args.loadgen == "go" and go_loadgen is None:
+        raise SystemExit("--loadgen go needs the Go toolchain (`go`); use --loadgen python")
     state = Path(tempfile.mkdtemp(prefix="tessera-soak-"))
     env = {"TESSERA_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:32092", "TESSERA_KAFKA__CONTROLLER_PORT": "32093",
            "TESSERA_REDIS__PORT": "32094", "TESSERA_PATHS__STATE_DIR": str(state / "state"),
@@ -188,20 +237,28 @@ def main() -> int:
                 "api": api.process.pid if api.process else None}
         pump.start()
         pids |= {"event pump": pump.pid, "load gen": os.getpid()}
+
+        def cpu_s(name: str, pid: int | None) -> float:
+            return load_generator_cpu_s() if name == "load gen" else tree_cpu_s(pid)
         def path_of() -> bytes:
             return http_request("GET", f"/features/user/{random.randint(1, args.users)}?feature_service=ads_ranking")
+
+        def load(seconds: float) -> Any:
+            if go_loadgen is None:
+                return run(fixed_rate("127.0.0.1", port, HttpConn, path_of, args.rps, seconds, warmup_s=0.0))
+            return GoLoad(go_loadgen, port, args.users, args.rps, seconds)
         if args.warmup_s > 0:
-            warm = run(fixed_rate("127.0.0.1", port, HttpConn, path_of, args.rps, args.warmup_s, warmup_s=0.0))
+            warm = load(args.warmup_s)
             print(f"warm-up {args.warmup_s:.0f} s (not counted): {warm.ok:,} ok, {warm.failed + warm.timed_out:,} "
                   f"errors, p50 {warm.percentile_ms(50):.2f} ms, p99 {warm.percentile_ms(99):.2f} ms", flush=True)
         print(f"{'min':>3} {'ok':>8} {'errors':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>8} {'events':>9} "
               f"{'job behind':>10}  RSS MB / cores " + " ".join(f"{n:>14}" for n in pids), flush=True)
-        cpu_before = {n: tree_cpu_s(pid) for n, pid in pids.items()}
+        cpu_before = {n: cpu_s(n, pid) for n, pid in pids.items()}
         for i in range(1, args.minutes + 1):
             produced_before = pump.produced
             began = time.monotonic()
-            result = run(fixed_rate("127.0.0.1", port, HttpConn, path_of, args.rps, 60.0, warmup_s=0.0))
-            cpu_now = {n: tree_cpu_s(pid) for n, pid in pids.items()}
+            result = load(60.0)
+            cpu_now = {n: cpu_s(n, pid) for n, pid in pids.items()}
             elapsed = time.monotonic() - began
             lag = {l.group: l.behind for l in control.lags(settings)}
             minute = Minute(i, result.ok, result.failed + result.timed_out, result.percentile_ms(50),

@@ -1,0 +1,3 @@
+module tessera/bench/loadgen
+
+go 1.21
