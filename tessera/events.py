@@ -72,13 +72,35 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, as a reason names it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def json_preview(value: Any, limit: int) -> str:
+    """A value for a reason: its JSON type, then for a scalar its JSON text cut at `limit` characters.
+    JSON text (ASCII, floats as repr) rather than Python's repr, so the JVM engine's validator
+    (jars/aggregator EventSchema.java) words every reason byte for byte the same."""
+    if value is None or isinstance(value, (list, dict)):
+        return json_type(value)
+    return f"{json_type(value)} {json.dumps(value)[:limit]}"
+
+
 def _check_fields(obj: dict[str, Any], clock_ms: int | None) -> Rejection | None:
     for name in FIELDS:
         if name not in obj:
             return Rejection(MISSING_FIELD, f"missing field {name!r}")
     for name in ("event_id", "event_type"):
         if not isinstance(obj[name], str):
-            return Rejection(WRONG_TYPE, f"{name} must be a string, got {type(obj[name]).__name__}")
+            return Rejection(WRONG_TYPE, f"{name} must be a string, got {json_type(obj[name])}")
     if not obj["event_id"]:
         return Rejection(EMPTY_EVENT_ID, "event_id is empty")
     try:
@@ -91,11 +113,11 @@ def _check_fields(obj: dict[str, Any], clock_ms: int | None) -> Rejection | None
         return Rejection(OUT_OF_RANGE, f"event_id is {id_bytes} bytes long (limit {MAX_EVENT_ID_BYTES})")
     if obj["event_type"] not in EVENT_TYPES:
         return Rejection(UNKNOWN_EVENT_TYPE,
-                         f"unknown event_type {obj['event_type']!r:.60} (expected one of {', '.join(EVENT_TYPES)})")
+                         f"unknown event_type {json.dumps(obj['event_type'])[:60]} (expected one of {', '.join(EVENT_TYPES)})")
     for name in _INT_FIELDS:
         value = obj[name]
         if not _is_int(value):
-            return Rejection(WRONG_TYPE, f"{name} must be an integer, got {type(value).__name__} {value!r:.40}")
+            return Rejection(WRONG_TYPE, f"{name} must be an integer, got {json_preview(value, 40)}")
         if value < 0:
             return Rejection(NEGATIVE_VALUE, f"{name} is negative ({value})")
         if value > INT64_MAX:
@@ -104,7 +126,7 @@ def _check_fields(obj: dict[str, Any], clock_ms: int | None) -> Rejection | None
         return Rejection(OUT_OF_RANGE, f"event_time {obj['event_time']} is after 9999-01-01")
     cost = obj["cost"]
     if not (_is_int(cost) or isinstance(cost, float)):
-        return Rejection(WRONG_TYPE, f"cost must be a number, got {type(cost).__name__}")
+        return Rejection(WRONG_TYPE, f"cost must be a number, got {json_type(cost)}")
     if isinstance(cost, float) and not math.isfinite(cost):
         return Rejection(OUT_OF_RANGE, f"cost is not finite ({cost})")
     if cost < 0:
@@ -130,7 +152,7 @@ def parse_event(raw: bytes | None, clock_ms: int | None = None) -> AdEvent | Rej
     except RecursionError:
         return Rejection(NOT_JSON, "not JSON: nested too deeply")
     if not isinstance(obj, dict):
-        return Rejection(NOT_OBJECT, f"expected a JSON object, got {type(obj).__name__}")
+        return Rejection(NOT_OBJECT, f"expected a JSON object, got {json_type(obj)}")
     rejection = _check_fields(obj, clock_ms)
     if rejection is not None:
         return rejection

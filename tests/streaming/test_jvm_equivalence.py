@@ -13,28 +13,17 @@ from __future__ import annotations
 import heapq
 import json
 import random
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from streaming.aggregator import KeyAggregator, ViewPlan, on_event, on_timer, plans_to_json
 from streaming.stream_clock import PartitionClock
 from tessera.definitions import load_definitions
 from tessera.generator import EventGenerator, GeneratorConfig
+from tests.streaming.jvm import run_main
 
 ROOT = Path(__file__).resolve().parents[2]
 START = 1_772_323_200_000  # 2026-03-01T00:00Z
-JAR = ROOT / ".cache" / "jars" / "aggregator" / "tessera-aggregator.jar"
-
-
-def _flink_dist() -> Path:
-    found = sorted(ROOT.glob(".venv-flink/lib/python*/site-packages/pyflink/lib/flink-dist-*.jar"))
-    if not found:
-        pytest.fail("no flink-dist jar in .venv-flink: run scripts/setup.sh")
-    return found[0]
 
 
 def _events(count: int) -> list[dict[str, Any]]:
@@ -100,17 +89,12 @@ def python_replay(plans: list[ViewPlan], events: list[dict[str, Any]]) -> list[s
 
 
 def test_jvm_rows_equal_python_rows(tmp_path: Path) -> None:
-    if shutil.which("java") is None or not JAR.is_file():
-        pytest.fail(f"java or {JAR} missing: run scripts/setup.sh")
     plans = [ViewPlan.compile(v) for v in load_definitions(ROOT / "feature_repo").streaming_views()]
     events = _events(12_000)  # about 1.1 h of event time: every window decays at least once
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(plans_to_json(plans))
     lines = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in events)
-    done = subprocess.run(["java", "-Xmx256m", "-cp", f"{JAR}:{_flink_dist()}", "dev.tessera.stream.Replay",
-                           str(plan_file)], input=lines, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    jvm = done.stdout.splitlines()
+    jvm = run_main("Replay", [str(plan_file)], lines)
     python = python_replay(plans, events)
     assert sum(line.startswith("late ") for line in python) > 100
     assert any('"impressions_1h":0,' in line for line in python), "no window decayed to 0"

@@ -1,5 +1,8 @@
 package dev.tessera.stream;
 
+import java.math.BigDecimal;
+import java.math.BigInteger;
+
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.core.io.schubfach.DoubleToDecimal;
 
 /**
@@ -34,6 +37,31 @@ public final class PyJson {
             }
         }
         b.append('"');
+    }
+
+    /**
+     * Java writes at least two significant digits where one would round-trip, and then the closest two:
+     * Double.MIN_VALUE is "4.9E-324", Python's repr "5e-324". Only subnormals have so few bits that the
+     * closest two digits are not "d.0". Returns the decimal point, with `digits` cut to one if one will do.
+     */
+    private static int oneDigit(double x, StringBuilder digits, int decpt) {
+        BigDecimal exact = new BigDecimal(x);
+        BigDecimal best = null;
+        int first = digits.charAt(0) - '0';
+        for (int d = first; d <= first + 1; d++) {
+            BigDecimal candidate = new BigDecimal(BigInteger.valueOf(d), 1 - decpt);  // d * 10^(decpt - 1)
+            if (Double.parseDouble(candidate.toString()) == x
+                    && (best == null || candidate.subtract(exact).abs().compareTo(best.subtract(exact).abs()) < 0)) {
+                best = candidate;
+            }
+        }
+        if (best == null) {
+            return decpt;
+        }
+        String one = best.unscaledValue().toString();  // "1" to "10"
+        digits.setLength(0);
+        digits.append(one.charAt(0));
+        return decpt + one.length() - 1;
     }
 
     /** float.__repr__: the shortest digits that round-trip, in fixed notation for 1e-4 <= |x| < 1e16. */
@@ -75,6 +103,9 @@ public final class PyJson {
             end--;
         }
         digits.setLength(end);
+        if (digits.length() == 2 && Math.abs(x) < Double.MIN_NORMAL) {
+            decpt = oneDigit(Math.abs(x), digits, decpt);
+        }
         int n = digits.length();
         if (decpt <= -4 || decpt > 16) {
             b.append(digits.charAt(0));

@@ -2,7 +2,6 @@ package dev.tessera.stream;
 
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.functions.FlatMapFunction;
-import org.apache.flink.api.common.functions.MapFunction;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.streaming.api.datastream.DataStream;
@@ -12,23 +11,32 @@ import org.apache.flink.util.Collector;
 
 /**
  * The JVM engine's part of the job graph, called from streaming/jvm_engine.py through PyFlink's
- * gateway (Python builds the source and the sinks; everything per event in between is here).
+ * gateway (Python builds the source and the sinks; everything per event in between is here, so no
+ * event crosses to a Python worker).
  */
 public final class Topology {
     private Topology() {
     }
 
     /**
-     * Validated events (rows of event_id, event_type, event_time, user_id, ad_id, campaign_id, cost,
-     * clock) to feature rows. The record timestamp is the stream clock, so the watermark is the
-     * per-partition minimum and leave-boundary timers fire only once every partition has passed them.
+     * Kafka records (rows of value bytes, partition) to valid events carrying the stream clock, at
+     * parallelism 1 (the clock needs every partition); dead letters are its side output (deadLetters).
      */
-    public static SingleOutputStreamOperator<String> aggregateRows(DataStream<Row> validated, String planJson) {
-        DataStream<Event> events = validated.map(new FromRow()).returns(TypeInformation.of(Event.class))
-                .name("to events");
-        return aggregate(events, planJson);
+    public static SingleOutputStreamOperator<Event> validate(DataStream<Row> records, int partitions, long idleMs,
+                                                             String readyFile) {
+        return records.process(new Validate(partitions, idleMs, readyFile), TypeInformation.of(Event.class))
+                .setParallelism(1).uid("tessera-validate-jvm").name("validate (jvm)");
     }
 
+    /** Invalid messages as dead-letter envelopes, for the DLQ topic. */
+    public static DataStream<String> deadLetters(SingleOutputStreamOperator<Event> validated) {
+        return validated.getSideOutput(Validate.DLQ);
+    }
+
+    /**
+     * Valid events to feature rows. The record timestamp is the stream clock, so the watermark is the
+     * per-partition minimum and leave-boundary timers fire only once every partition has passed them.
+     */
     public static SingleOutputStreamOperator<String> aggregate(DataStream<Event> events, String planJson) {
         Plan[] plans = Plan.parseAll(planJson);
         String[] views = new String[plans.length];
@@ -54,16 +62,6 @@ public final class Topology {
     /** Events later than the allowed lateness, as JSON, for the late topic. */
     public static DataStream<String> late(SingleOutputStreamOperator<String> aggregated) {
         return aggregated.getSideOutput(Aggregate.LATE);
-    }
-
-    static final class FromRow implements MapFunction<Row, Event> {
-        private static final long serialVersionUID = 1L;
-
-        @Override
-        public Event map(Row r) {
-            return new Event((String) r.getField(0), (String) r.getField(1), (Long) r.getField(2), (Long) r.getField(3),
-                    (Long) r.getField(4), (Long) r.getField(5), (Double) r.getField(6), (Long) r.getField(7));
-        }
     }
 
     /** One record per streaming view, keyed by that view's entity. */

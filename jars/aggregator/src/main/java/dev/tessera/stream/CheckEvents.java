@@ -1,0 +1,45 @@
+package dev.tessera.stream;
+
+import java.io.BufferedReader;
+import java.io.BufferedWriter;
+import java.io.InputStreamReader;
+import java.io.OutputStreamWriter;
+import java.nio.charset.StandardCharsets;
+import java.util.Base64;
+
+/**
+ * Validate's steps without a cluster, for the equivalence test against the Python validator
+ * (tests/streaming/test_jvm_validation.py). Input lines: "PARTITION NOW_MS BASE64" ("-" for a
+ * message without a value); output, one line each: "event <Event.toJson()>" or "dlq <envelope>".
+ *
+ *     java -cp tessera-aggregator.jar:flink-dist.jar dev.tessera.stream.CheckEvents PARTITIONS IDLE_MS STARTED_MS
+ */
+public final class CheckEvents {
+    private CheckEvents() {
+    }
+
+    public static void main(String[] args) throws Exception {
+        StreamValidator validator = new StreamValidator();
+        PartitionClock clock = new PartitionClock(Integer.parseInt(args[0]), Long.parseLong(args[1]),
+                Long.parseLong(args[2]));
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.US_ASCII));
+        BufferedWriter out = new BufferedWriter(new OutputStreamWriter(System.out, StandardCharsets.UTF_8));
+        for (String line = in.readLine(); line != null; line = in.readLine()) {
+            String[] parts = line.split(" ", -1);
+            int partition = Integer.parseInt(parts[0]);
+            long now = Long.parseLong(parts[1]);
+            byte[] raw = parts[2].equals("-") ? null : Base64.getDecoder().decode(parts[2]);
+            Object result = validator.check(raw, now);
+            if (result instanceof Event) {
+                Event e = (Event) result;
+                e.clock = clock.observe(partition, e.eventTime, now);
+                out.write("event " + e.toJson());
+            } else {
+                clock.observe(partition, null, now);
+                out.write("dlq " + DeadLetter.envelope(raw, (EventSchema.Rejection) result, validator.clockMs()));
+            }
+            out.newLine();
+        }
+        out.flush();
+    }
+}

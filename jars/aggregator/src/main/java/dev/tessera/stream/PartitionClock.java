@@ -1,0 +1,63 @@
+package dev.tessera.stream;
+
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * streaming/stream_clock.py for the JVM engine: the stream's event-time clock across Kafka
+ * partitions, the minimum over partitions of the newest event time each has delivered. A partition
+ * silent for `idleMs` of processing time stops holding the clock back; the clock never moves back.
+ */
+public final class PartitionClock {
+    private final int partitions;
+    private final long idleMs;
+    private final long startedMs;
+    private final Map<Integer, Long> newest = new HashMap<>();
+    private final Map<Integer, Long> heard = new HashMap<>();
+    private Long clock;
+
+    public PartitionClock(int partitions, long idleMs, long startedMs) {
+        this.partitions = partitions;
+        this.idleMs = idleMs;
+        this.startedMs = startedMs;
+    }
+
+    /** Records a message (eventTime null for an invalid one) and returns the clock. */
+    public Long observe(int partition, Long eventTime, long nowMs) {
+        heard.put(partition, nowMs);
+        if (eventTime != null && eventTime > newest.getOrDefault(partition, -1L)) {
+            newest.put(partition, eventTime);
+        }
+        return tick(nowMs);
+    }
+
+    public Long tick(long nowMs) {
+        long candidate = Long.MAX_VALUE;
+        boolean any = false;
+        for (int p = 0; p < partitions; p++) {
+            long lastHeard = heard.getOrDefault(p, startedMs);
+            if (nowMs - lastHeard >= idleMs) {
+                continue;  // idle: does not hold the clock back
+            }
+            Long t = newest.get(p);
+            if (t == null) {
+                return clock;  // an active partition with no event time yet: wait for it
+            }
+            candidate = Math.min(candidate, t);
+            any = true;
+        }
+        if (!any) {
+            if (newest.isEmpty() || heard.isEmpty()) {
+                return clock;
+            }
+            candidate = Long.MIN_VALUE;
+            for (long t : newest.values()) {
+                candidate = Math.max(candidate, t);
+            }
+        }
+        if (clock == null || candidate > clock) {
+            clock = candidate;
+        }
+        return clock;
+    }
+}
