@@ -46,6 +46,18 @@ class ViewPlan:
     ratios: tuple[tuple[str, str, str], ...]         # (feature, numerator feature, denominator feature)
     order: tuple[str, ...]                           # every feature name, in declaration order
     max_window_ms: int
+    # How long a counted event_id is remembered (dedup). False: until the event has left every window
+    # (a later copy adds to none). True, for a job whose stream clock survives restarts (the JVM
+    # engine checkpoints it): until the clock is past the event's allowed lateness, since a later copy
+    # is then late and never reaches the dedup check. That is seconds instead of a day of ids: the
+    # state, its checkpoints and the job's memory stay flat under load.
+    forget_at_lateness: bool = False
+
+    @property
+    def forgets_at_lateness(self) -> bool:
+        # With a lateness longer than the longest window the last timer would come before the ids'
+        # time, and they would be kept forever: such a view keeps the window rule.
+        return self.forget_at_lateness and self.allowed_lateness_ms <= self.max_window_ms
 
     @classmethod
     def compile(cls, view: WindowedView) -> "ViewPlan":
@@ -82,6 +94,7 @@ class ViewPlan:
                         for w in self.windows],
             "ratios": [list(r) for r in self.ratios],
             "order": list(self.order),
+            "forget_at_lateness": self.forget_at_lateness,
         }
 
     def contributions(self, event: dict[str, Any], window: int) -> list[Any]:
@@ -149,24 +162,30 @@ class KeyAggregator:
                         bucket[i] += v
                 for i, v in enumerate(values):
                     totals[i] += v
-        # Remembered while any window could still hold it; a later copy is late anyway.
-        forget = leave_boundary(t, plan.max_window_ms, plan.granularity_ms)
+        # Remembered while a later copy could still count (ViewPlan.forget_at_lateness).
+        forget = (t + plan.allowed_lateness_ms if plan.forgets_at_lateness
+                  else leave_boundary(t, plan.max_window_ms, plan.granularity_ms))
         self.seen.add(event_id)
         heapq.heappush(self.forget, (forget, event_id))
         self.max_event_time = max(self.max_event_time, t)
         return new_boundaries
 
-    def advance(self, as_of: int) -> None:
-        """Drop everything that has left the windows by `as_of` (which only moves forward)."""
+    def advance(self, as_of: int, forget: bool = True) -> None:
+        """Drop everything that has left the windows by `as_of` (which only moves forward), and with
+        `forget` the ids remembered until then."""
         with localcontext(_EXACT):
             for w, heap in self.heads.items():
                 window_buckets, totals = self.buckets[w], self.totals[w]
                 while heap and heap[0] <= as_of:
                     for i, v in enumerate(window_buckets.pop(heapq.heappop(heap))):
                         totals[i] -= v
-        while self.forget and self.forget[0][0] <= as_of:
-            self.seen.discard(heapq.heappop(self.forget)[1])
+        if forget:
+            self.forget_through(as_of)
         self.last_as_of = as_of
+
+    def forget_through(self, bound: int) -> None:
+        while self.forget and self.forget[0][0] <= bound:
+            self.seen.discard(heapq.heappop(self.forget)[1])
 
     def values(self, plan: ViewPlan) -> dict[str, Any]:
         """value(k, last_as_of): ints for counts, floats for sums, ratios None when undefined."""
@@ -226,13 +245,18 @@ def on_event(plan: ViewPlan, agg: KeyAggregator, key: int, event: dict[str, Any]
     if boundaries is None:
         return None, []
     as_of = next_as_of(agg, event["event_time"])
-    agg.advance(as_of)
+    # as_of may run ahead of the stream clock (an early event): the lateness rule forgets by the clock.
+    agg.advance(as_of, forget=not plan.forgets_at_lateness)
+    if plan.forgets_at_lateness and event["clock"] is not None:
+        agg.forget_through(event["clock"] - 1)  # a copy of any of these, from now on, is late
     return FeatureRow(plan.view, key, as_of, agg.values(plan)), boundaries
 
 
 def on_timer(plan: ViewPlan, agg: KeyAggregator, key: int, boundary: int) -> FeatureRow | None:
     """The stream clock passed a leave boundary: emit the decayed value unless already newer."""
+    if plan.forgets_at_lateness:
+        agg.forget_through(boundary)  # every event from now on carries a clock past the boundary
     if agg.last_as_of >= boundary:
         return None
-    agg.advance(boundary)
+    agg.advance(boundary, forget=not plan.forgets_at_lateness)
     return FeatureRow(plan.view, key, boundary, agg.values(plan))

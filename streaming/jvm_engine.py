@@ -11,6 +11,7 @@ Python operators capped the job at about 1,600 events/s, a Python validator alon
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from pyflink.datastream import DataStream
@@ -38,5 +39,7 @@ def build(records: DataStream, plans: list[ViewPlan], settings: Settings, partit
     add_jars_to_context_class_loader([aggregator_jar(settings).as_uri()])
     topology = get_gateway().jvm.dev.tessera.stream.Topology
     validated = topology.validate(records._j_data_stream, partitions, idle_ms, str(ready_file))
+    # Validate checkpoints the stream clock, so ids may be forgotten once late (ViewPlan.forget_at_lateness).
+    plans = [replace(p, forget_at_lateness=True) for p in plans]
     rows = topology.aggregate(validated, plans_to_json(plans))
     return DataStream(rows), DataStream(topology.late(rows)), DataStream(topology.deadLetters(validated))

@@ -7,6 +7,7 @@ test are the ones the Flink job runs.
 from __future__ import annotations
 
 import heapq
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,8 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 START = 1_772_323_200_000  # 2026-03-01T00:00Z
 
 
-def simulate(view_name: str, messages: list, lateness_ms: int) -> tuple[dict[int, FeatureRow], list[Ev], int]:
-    plan = ViewPlan.compile(load_definitions(ROOT / "feature_repo").view(view_name))
+def simulate(view_name: str, messages: list, lateness_ms: int, forget_at_lateness: bool = False
+             ) -> tuple[dict[int, FeatureRow], list[Ev], int]:
+    plan = replace(ViewPlan.compile(load_definitions(ROOT / "feature_repo").view(view_name)),
+                   forget_at_lateness=forget_at_lateness)
     key_field = plan.key_field
     state: dict[int, KeyAggregator] = {}
     timers: list[tuple[int, int]] = []
@@ -46,6 +49,7 @@ def simulate(view_name: str, messages: list, lateness_ms: int) -> tuple[dict[int
             late += 1
             continue
         key = e[key_field]
+        e = {**e, "clock": max(clock, e["event_time"])}  # as the job's Validate stamps it
         row, new_timers = on_event(plan, state.setdefault(key, KeyAggregator()), key, e)
         if row is not None:
             latest[key] = row
@@ -58,12 +62,13 @@ def simulate(view_name: str, messages: list, lateness_ms: int) -> tuple[dict[int
     return latest, counted, late
 
 
+@pytest.mark.parametrize("forget_at_lateness", [False, True])
 @pytest.mark.parametrize("view_name", ["user_ad_activity", "campaign_delivery"])
-def test_latest_rows_equal_brute_force_mid_stream(view_name: str) -> None:
+def test_latest_rows_equal_brute_force_mid_stream(view_name: str, forget_at_lateness: bool) -> None:
     config = GeneratorConfig(seed=21, users=25, campaigns=5, ctr=0.15, cvr=0.3,
                              duplicates=0.05, out_of_order=0.1, late=0.03, invalid=0.02)
     messages = EventGenerator(config, START, rate_per_s=2.0).take(20_000)  # ~2.8 h of event time
-    latest, counted, late = simulate(view_name, messages, config.allowed_lateness_ms)
+    latest, counted, late = simulate(view_name, messages, config.allowed_lateness_ms, forget_at_lateness)
     assert late == sum(m.kind == "late" for m in messages)
     assert len(counted) == sum(m.kind in ("valid", "out_of_order") for m in messages)
     key_field, oracle = ORACLES[view_name]
@@ -123,3 +128,27 @@ def test_decay_is_exactly_zero_whatever_the_magnitudes_of_the_costs() -> None:
     latest, _counted, _late = simulate("user_ad_activity", stream, 10_000)
     assert latest[1].values["spend_1h"] == 0.0 and latest[1].values["impressions_1h"] == 0
     assert latest[1].values["spend_24h"] == float(sum(map(Fraction, costs)))  # the exact sum, rounded once
+
+
+def test_forgetting_at_lateness_keeps_seconds_of_ids_and_still_drops_every_copy() -> None:
+    """ViewPlan.forget_at_lateness: a key busy for two hours remembers the ids of its last allowed
+    lateness (10 s), not of its longest window (24 h); a copy within the lateness still counts once."""
+    base = ViewPlan.compile(load_definitions(ROOT / "feature_repo").view("user_ad_activity"))
+    remembered, values = {}, {}
+    for forget in (False, True):
+        plan = replace(base, forget_at_lateness=forget)
+        agg, counted = KeyAggregator(), 0
+        for i in range(7_200):  # one event a second, and a copy of each 5 s later (within the lateness)
+            t = START + i * 1_000
+            copies = [(f"e{i - 5}", t - 5_000)] if i >= 5 else []
+            for event_id, event_time in [(f"e{i}", t), *copies]:
+                event = {"event_id": event_id, "event_type": "impression", "event_time": event_time, "user_id": 1,
+                         "ad_id": 1, "campaign_id": 1, "cost": 0.5, "clock": t}
+                row, _timers = on_event(plan, agg, 1, event)
+                counted += row is not None
+        assert counted == 7_200, "a copy was counted twice"
+        values[forget] = agg.values(plan)
+        remembered[forget] = len(agg.seen)
+    assert values[True] == values[False]
+    assert remembered[False] == 7_200  # every id of the 24 h window
+    assert remembered[True] <= 11      # t >= clock - 10 s

@@ -13,8 +13,11 @@ from __future__ import annotations
 import heapq
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from streaming.aggregator import KeyAggregator, ViewPlan, on_event, on_timer, plans_to_json
 from streaming.stream_clock import PartitionClock
@@ -88,8 +91,10 @@ def python_replay(plans: list[ViewPlan], events: list[dict[str, Any]]) -> list[s
     return out
 
 
-def test_jvm_rows_equal_python_rows(tmp_path: Path) -> None:
-    plans = [ViewPlan.compile(v) for v in load_definitions(ROOT / "feature_repo").streaming_views()]
+@pytest.mark.parametrize("forget_at_lateness", [False, True])
+def test_jvm_rows_equal_python_rows(tmp_path: Path, forget_at_lateness: bool) -> None:
+    plans = [replace(ViewPlan.compile(v), forget_at_lateness=forget_at_lateness)
+             for v in load_definitions(ROOT / "feature_repo").streaming_views()]
     events = _events(12_000)  # about 1.1 h of event time: every window decays at least once
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(plans_to_json(plans))

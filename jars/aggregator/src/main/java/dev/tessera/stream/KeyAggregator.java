@@ -100,16 +100,18 @@ public final class KeyAggregator {
                 }
             }
         }
-        // Remembered while any window could still hold it; a later copy is late anyway.
-        long when = Plan.leaveBoundary(t, plan.maxWindowMs, plan.granularityMs);
+        // Remembered while a later copy could still count (aggregator.py ViewPlan.forget_at_lateness).
+        long when = plan.forgetsAtLateness ? t + plan.allowedLatenessMs
+                : Plan.leaveBoundary(t, plan.maxWindowMs, plan.granularityMs);
         seen.add(e.eventId);
         forget.computeIfAbsent(when, k -> new ArrayList<>(2)).add(e.eventId);
         maxEventTime = Math.max(maxEventTime, t);
         return nFresh == fresh.length ? fresh : java.util.Arrays.copyOf(fresh, nFresh);
     }
 
-    /** Drops everything that has left the windows by asOf (which only moves forward). */
-    public void advance(long asOf) {
+    /** Drops everything that has left the windows by asOf (which only moves forward), and with
+     * {@code forget} the ids remembered until then. */
+    public void advance(long asOf, boolean forget) {
         for (int w = 0; w < buckets.length; w++) {
             Iterator<Map.Entry<Long, Cells>> it = buckets[w].entrySet().iterator();
             while (it.hasNext()) {
@@ -126,10 +128,17 @@ public final class KeyAggregator {
                 it.remove();
             }
         }
+        if (forget) {
+            forgetThrough(asOf);
+        }
+        lastAsOf = asOf;
+    }
+
+    public void forgetThrough(long bound) {
         Iterator<Map.Entry<Long, List<String>>> it = forget.entrySet().iterator();
         while (it.hasNext()) {
             Map.Entry<Long, List<String>> entry = it.next();
-            if (entry.getKey() > asOf) {
+            if (entry.getKey() > bound) {
                 break;
             }
             for (String id : entry.getValue()) {
@@ -137,7 +146,6 @@ public final class KeyAggregator {
             }
             it.remove();
         }
-        lastAsOf = asOf;
     }
 
     /**
@@ -150,16 +158,23 @@ public final class KeyAggregator {
         if (fresh == null) {
             return null;
         }
-        advance(nextAsOf(e.eventTime));
+        // asOf may run ahead of the stream clock (an early event): the lateness rule forgets by the clock.
+        advance(nextAsOf(e.eventTime), !plan.forgetsAtLateness);
+        if (plan.forgetsAtLateness && e.clock != null) {
+            forgetThrough(e.clock - 1);  // a copy of any of these, from now on, is late
+        }
         return row(plan, key);
     }
 
     /** The stream clock passed a leave boundary (Python: on_timer): the decayed row, unless already newer. */
     public String onTimer(Plan plan, long key, long boundary) {
+        if (plan.forgetsAtLateness) {
+            forgetThrough(boundary);  // every event from now on carries a clock past the boundary
+        }
         if (lastAsOf >= boundary) {
             return null;
         }
-        advance(boundary);
+        advance(boundary, !plan.forgetsAtLateness);
         return row(plan, key);
     }
 

@@ -31,6 +31,25 @@ public final class PartitionClock {
         return tick(nowMs);
     }
 
+    /** What a checkpoint keeps: the clock, then each partition's newest event time (null: none yet). */
+    public Long[] snapshot() {
+        Long[] out = new Long[partitions + 1];
+        out[0] = clock;
+        for (int p = 0; p < partitions; p++) {
+            out[p + 1] = newest.get(p);
+        }
+        return out;
+    }
+
+    public void restore(Long[] saved) {
+        clock = saved[0];
+        for (int p = 0; p + 1 < saved.length; p++) {
+            if (saved[p + 1] != null) {
+                newest.put(p, saved[p + 1]);
+            }
+        }
+    }
+
     public Long tick(long nowMs) {
         long candidate = Long.MAX_VALUE;
         boolean any = false;

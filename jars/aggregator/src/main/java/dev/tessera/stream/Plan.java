@@ -66,6 +66,8 @@ public final class Plan implements Serializable {
     public final Ratio[] ratios;
     public final String[] order;          // every feature name, in declaration order
     public final long maxWindowMs;
+    /** streaming/aggregator.py ViewPlan.forgets_at_lateness: dedup ids are forgotten by the stream clock. */
+    public final boolean forgetsAtLateness;
 
     // The row layout, resolved once: per output (in `order`) whether it is a count, a sum or a
     // ratio, where its total lives (window, slot), a ratio's parts (indexes into `order`), and its
@@ -82,7 +84,8 @@ public final class Plan implements Serializable {
     final String rowPrefix;  // {"view":"<view>","key":
 
     Plan(String view, String keyField, long granularityMs, long allowedLatenessMs, long[] windows, Slot[][] slots,
-         Ratio[] ratios, String[] order, long maxWindowMs) {
+         Ratio[] ratios, String[] order, long maxWindowMs, boolean forgetAtLateness) {
+        this.forgetsAtLateness = forgetAtLateness && allowedLatenessMs <= maxWindowMs;
         this.view = view;
         this.keyField = keyField;
         this.granularityMs = granularityMs;
@@ -191,6 +194,7 @@ public final class Plan implements Serializable {
             order[i] = os.get(i).asText();
         }
         return new Plan(v.get("view").asText(), v.get("key_field").asText(), v.get("granularity_ms").asLong(),
-                v.get("allowed_lateness_ms").asLong(), windows, slots, ratios, order, v.get("max_window_ms").asLong());
+                v.get("allowed_lateness_ms").asLong(), windows, slots, ratios, order, v.get("max_window_ms").asLong(),
+                v.has("forget_at_lateness") && v.get("forget_at_lateness").asBoolean());
     }
 }

@@ -11,6 +11,10 @@ public final class StreamValidator {
         return clockMs;
     }
 
+    public void restore(Long clock) {
+        clockMs = clock;
+    }
+
     public Object check(byte[] raw, long wallClockMs) {
         Object result;
         if (clockMs != null) {

@@ -4,8 +4,16 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
+import java.util.ArrayList;
+import java.util.List;
+
 import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.api.common.state.ListState;
+import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.metrics.Counter;
+import org.apache.flink.runtime.state.FunctionInitializationContext;
+import org.apache.flink.runtime.state.FunctionSnapshotContext;
+import org.apache.flink.streaming.api.checkpoint.CheckpointedFunction;
 import org.apache.flink.streaming.api.functions.ProcessFunction;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.Collector;
@@ -17,8 +25,12 @@ import org.apache.flink.util.OutputTag;
  * rules, clock and envelope, held equal by tests/streaming/test_jvm_validation.py), so the job has
  * no Python operator and no event crosses to a Python worker. Runs at parallelism 1 so it sees
  * every partition and can hold the clock at the slowest one.
+ *
+ * Unlike the Python engine's, its clock is checkpointed: a restarted job judges lateness from where it
+ * left instead of from no clock, so a copy of an event that was late before the restart is late after
+ * it too, and the aggregation can forget event ids once they are late (ViewPlan.forget_at_lateness).
  */
-public class Validate extends ProcessFunction<Row, Event> {
+public class Validate extends ProcessFunction<Row, Event> implements CheckpointedFunction {
     private static final long serialVersionUID = 1L;
     public static final OutputTag<String> DLQ = new OutputTag<String>("dlq") { };
 
@@ -28,6 +40,8 @@ public class Validate extends ProcessFunction<Row, Event> {
     private transient StreamValidator validator;
     private transient PartitionClock clock;
     private transient Counter invalid;
+    private transient ListState<Long> saved;
+    private transient List<Long> restored;
 
     public Validate(int partitions, long idleMs, String readyFile) {
         this.partitions = partitions;
@@ -44,7 +58,40 @@ public class Validate extends ProcessFunction<Row, Event> {
         Files.writeString(ready, Long.toString(now), StandardCharsets.UTF_8);
         validator = new StreamValidator();
         clock = new PartitionClock(partitions, idleMs, now);
+        if (restored != null && !restored.isEmpty()) {
+            // [validator clock, partition clock, newest per partition]; Long.MIN_VALUE stands for none.
+            Long[] values = new Long[restored.size()];
+            for (int i = 0; i < values.length; i++) {
+                values[i] = restored.get(i) == Long.MIN_VALUE ? null : restored.get(i);
+            }
+            validator.restore(values[0]);
+            Long[] partitionClock = new Long[values.length - 1];
+            System.arraycopy(values, 1, partitionClock, 0, partitionClock.length);
+            clock.restore(partitionClock);
+        }
         invalid = getRuntimeContext().getMetricGroup().counter("invalid_messages");
+    }
+
+    @Override
+    public void initializeState(FunctionInitializationContext context) throws Exception {
+        saved = context.getOperatorStateStore().getListState(new ListStateDescriptor<>("stream-clock", Long.class));
+        if (context.isRestored()) {
+            restored = new ArrayList<>();
+            for (Long v : saved.get()) {
+                restored.add(v);
+            }
+        }
+    }
+
+    @Override
+    public void snapshotState(FunctionSnapshotContext context) throws Exception {
+        List<Long> values = new ArrayList<>();
+        values.add(validator.clockMs());
+        for (Long v : clock.snapshot()) {
+            values.add(v);
+        }
+        values.replaceAll(v -> v == null ? Long.MIN_VALUE : v);
+        saved.update(values);
     }
 
     @Override
