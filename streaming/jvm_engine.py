@@ -41,5 +41,5 @@ def build(records: DataStream, plans: list[ViewPlan], settings: Settings, partit
     validated = topology.validate(records._j_data_stream, partitions, idle_ms, str(ready_file))
     # Validate checkpoints the stream clock, so ids may be forgotten once late (ViewPlan.forget_at_lateness).
     plans = [replace(p, forget_at_lateness=True) for p in plans]
-    rows = topology.aggregate(validated, plans_to_json(plans))
+    rows = topology.aggregate(validated, plans_to_json(plans), settings.flink.coalesce_ms)
     return DataStream(rows), DataStream(topology.late(rows)), DataStream(topology.deadLetters(validated))

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -155,11 +155,14 @@ class FlinkSettings(BaseModel):
     python: Path = Path(".venv-flink/bin/python")   # the Flink job's own environment
     # Where the windowed aggregation runs: "jvm" (the Java operators of jars/aggregator, driven by the
     # plan compiled from the same definitions; about a ninth of the CPU per event) or "python"
-    # (PyFlink Python operators). Validation is Python in both. Checkpoints are kept per engine:
-    # switching engines starts from the committed offsets with empty window state.
+    # (PyFlink Python operators, with the validation too). Checkpoints are kept per engine: switching
+    # engines starts with empty window state, replaying the topic.
     engine: Literal["python", "jvm"] = "jvm"
     parallelism: int = 1
     checkpoint_interval_ms: int = 5_000
+    # The JVM engine writes each key's newest row once per this interval instead of a row per event
+    # (0: a row per event, as the Python engine). At most this much is added to freshness.
+    coalesce_ms: int = Field(default=100, ge=0)
     # Extra Flink configuration passed through, e.g. {"execution.target": "remote", "rest.address": "jm"}.
     conf: dict[str, str] = {}
 

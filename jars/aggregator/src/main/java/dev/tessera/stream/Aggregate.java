@@ -1,5 +1,9 @@
 package dev.tessera.stream;
 
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.function.Consumer;
+
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
@@ -12,6 +16,10 @@ import org.apache.flink.util.OutputTag;
  * Every streaming view in one keyed operator, keyed by "view:entity id": the JVM twin of
  * streaming/job.py's Aggregate, with the same late rule, the same timers at leave boundaries and
  * the same rows. Keyed state is a KeyAggregator, held as an object by the heap state backend.
+ *
+ * Run by {@link CoalescingOperator}, rows wait in {@code pending} (one per key: a newer row of a key
+ * replaces the older) until the operator flushes them, every few tens of milliseconds and before
+ * each checkpoint barrier, so a key that changes many times in that interval is written once.
  */
 public class Aggregate extends KeyedProcessFunction<String, ViewEvent, String> {
     private static final long serialVersionUID = 1L;
@@ -23,6 +31,21 @@ public class Aggregate extends KeyedProcessFunction<String, ViewEvent, String> {
     private transient Counter late;
     private transient Counter duplicates;
     private transient Counter rows;
+    // "view:key" -> the key's aggregator, whose row is computed at the flush (its newest state then).
+    private transient Map<String, Pending> pending;
+    private boolean coalescing;
+
+    private static final class Pending {
+        final KeyAggregator agg;
+        final Plan plan;
+        final long key;
+
+        Pending(KeyAggregator agg, Plan plan, long key) {
+            this.agg = agg;
+            this.plan = plan;
+            this.key = key;
+        }
+    }
 
     public Aggregate(String planJson) {
         this.planJson = planJson;
@@ -35,6 +58,34 @@ public class Aggregate extends KeyedProcessFunction<String, ViewEvent, String> {
         late = getRuntimeContext().getMetricGroup().counter("late_events");
         duplicates = getRuntimeContext().getMetricGroup().counter("duplicate_events");
         rows = getRuntimeContext().getMetricGroup().counter("rows_emitted");
+        pending = new LinkedHashMap<>();
+    }
+
+    /** Rows wait for {@link #flush} instead of going out at once (set by CoalescingOperator). */
+    void coalesce() {
+        coalescing = true;
+    }
+
+    int pendingRows() {
+        return pending.size();
+    }
+
+    /** Emits the newest row of every key that changed since the last flush. */
+    void flush(Consumer<String> out) {
+        for (Pending p : pending.values()) {
+            rows.inc();
+            out.accept(p.agg.row(p.plan, p.key));
+        }
+        pending.clear();
+    }
+
+    private void emit(String row, KeyAggregator agg, Plan plan, long key, String currentKey, Collector<String> out) {
+        if (coalescing) {
+            pending.put(currentKey, new Pending(agg, plan, key));
+        } else {
+            rows.inc();
+            out.collect(row == null ? agg.row(plan, key) : row);
+        }
     }
 
     @Override
@@ -53,8 +104,7 @@ public class Aggregate extends KeyedProcessFunction<String, ViewEvent, String> {
             agg = new KeyAggregator(plan.windows.length);
         }
         long[][] timers = new long[1][];
-        String row = agg.onEvent(plan, item.key, e, timers);
-        if (row == null) {
+        if (!agg.onEvent(plan, e, timers)) {
             duplicates.inc();
             return;
         }
@@ -62,8 +112,7 @@ public class Aggregate extends KeyedProcessFunction<String, ViewEvent, String> {
             ctx.timerService().registerEventTimeTimer(boundary);
         }
         state.update(agg);
-        rows.inc();
-        out.collect(row);
+        emit(null, agg, plan, item.key, ctx.getCurrentKey(), out);
     }
 
     @Override
@@ -75,15 +124,14 @@ public class Aggregate extends KeyedProcessFunction<String, ViewEvent, String> {
         String key = ctx.getCurrentKey();
         int colon = key.lastIndexOf(':');
         Plan plan = plans[viewIndex(key.substring(0, colon))];
-        String row = agg.onTimer(plan, Long.parseLong(key.substring(colon + 1)), timestamp);
+        boolean changed = agg.onTimer(plan, timestamp);
         if (agg.isEmpty()) {
             state.clear();  // nothing left in any window: the zero row below is the last word
         } else {
             state.update(agg);
         }
-        if (row != null) {
-            rows.inc();
-            out.collect(row);
+        if (changed) {
+            emit(null, agg, plan, Long.parseLong(key.substring(colon + 1)), key, out);
         }
     }
 

@@ -149,33 +149,36 @@ public final class KeyAggregator {
     }
 
     /**
-     * Counts an on-time event (Python: on_event). Returns the row to emit, or null for a duplicate;
-     * the leave boundaries to set timers at are left in {@code timers[0]}.
+     * Counts an on-time event (Python: on_event): false for a duplicate. The row to emit is then
+     * {@link #row}; the leave boundaries to set timers at are left in {@code timers[0]}.
      */
-    public String onEvent(Plan plan, long key, Event e, long[][] timers) {
+    public boolean onEvent(Plan plan, Event e, long[][] timers) {
         long[] fresh = add(plan, e);
         timers[0] = fresh;
         if (fresh == null) {
-            return null;
+            return false;
         }
         // asOf may run ahead of the stream clock (an early event): the lateness rule forgets by the clock.
         advance(nextAsOf(e.eventTime), !plan.forgetsAtLateness);
         if (plan.forgetsAtLateness && e.clock != null) {
             forgetThrough(e.clock - 1);  // a copy of any of these, from now on, is late
         }
-        return row(plan, key);
+        return true;
     }
 
-    /** The stream clock passed a leave boundary (Python: on_timer): the decayed row, unless already newer. */
-    public String onTimer(Plan plan, long key, long boundary) {
+    /**
+     * The stream clock passed a leave boundary (Python: on_timer): true if the value decayed to a new
+     * row ({@link #row}), false if a newer row was already emitted.
+     */
+    public boolean onTimer(Plan plan, long boundary) {
         if (plan.forgetsAtLateness) {
             forgetThrough(boundary);  // every event from now on carries a clock past the boundary
         }
         if (lastAsOf >= boundary) {
-            return null;
+            return false;
         }
         advance(boundary, !plan.forgetsAtLateness);
-        return row(plan, key);
+        return true;
     }
 
     /** The instant of the next emission: the candidate, but strictly after the last one. */

@@ -56,14 +56,13 @@ public final class Replay {
                 String stateKey = plan.view + ":" + key;
                 KeyAggregator agg = state.computeIfAbsent(stateKey, k -> new KeyAggregator(plan.windows.length));
                 long[][] fresh = new long[1][];
-                String row = agg.onEvent(plan, key, e, fresh);
-                if (row == null) {
+                if (!agg.onEvent(plan, e, fresh)) {
                     continue;
                 }
                 for (long boundary : fresh[0]) {
                     timers.add(new Object[] {boundary, stateKey});
                 }
-                out.write(row + "\n");
+                out.write(agg.row(plan, key) + "\n");
             }
             maxTimestamp = Math.max(maxTimestamp, e.clock == null ? 0 : e.clock);
             watermark = Math.max(watermark, maxTimestamp - 1);
@@ -90,12 +89,12 @@ public final class Replay {
                     plan = p;
                 }
             }
-            String row = agg.onTimer(plan, Long.parseLong(stateKey.substring(colon + 1)), (Long) t[0]);
+            boolean changed = agg.onTimer(plan, (Long) t[0]);
             if (agg.isEmpty()) {
                 state.remove(stateKey);
             }
-            if (row != null) {
-                out.write(row + "\n");
+            if (changed) {
+                out.write(agg.row(plan, Long.parseLong(stateKey.substring(colon + 1))) + "\n");
             }
         }
     }

@@ -5,6 +5,7 @@ import org.apache.flink.api.common.functions.FlatMapFunction;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.KeyedStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.Collector;
@@ -37,7 +38,9 @@ public final class Topology {
      * Valid events to feature rows. The record timestamp is the stream clock, so the watermark is the
      * per-partition minimum and leave-boundary timers fire only once every partition has passed them.
      */
-    public static SingleOutputStreamOperator<String> aggregate(DataStream<Event> events, String planJson) {
+    /** {@code coalesceMs} > 0: each key's rows are coalesced over that interval ({@link CoalescingOperator}). */
+    public static SingleOutputStreamOperator<String> aggregate(DataStream<Event> events, String planJson,
+                                                               long coalesceMs) {
         Plan[] plans = Plan.parseAll(planJson);
         String[] views = new String[plans.length];
         String[] keyFields = new String[plans.length];
@@ -51,12 +54,15 @@ public final class Topology {
                 WatermarkStrategy.<Event>forMonotonousTimestamps()
                         .withTimestampAssigner((e, previous) -> e.clock == null ? 0 : e.clock))
                 .name("stream clock");
-        return timed.flatMap(new FanOut(keyFields)).returns(TypeInformation.of(ViewEvent.class)).name("per view")
-                .keyBy(new ViewEvent.ByViewKey(views), Types.STRING)
-                .process(new Aggregate(planJson), Types.STRING)
-                // A fixed id: the keyed state restores even if the operators around it change.
-                .uid("tessera-aggregate-jvm")
-                .name("aggregate " + names + " (jvm)");
+        KeyedStream<ViewEvent, String> keyed = timed.flatMap(new FanOut(keyFields))
+                .returns(TypeInformation.of(ViewEvent.class)).name("per view")
+                .keyBy(new ViewEvent.ByViewKey(views), Types.STRING);
+        String name = "aggregate " + names + " (jvm)";
+        SingleOutputStreamOperator<String> rows = coalesceMs > 0
+                ? keyed.transform(name, Types.STRING, new CoalescingOperator(new Aggregate(planJson), coalesceMs))
+                : keyed.process(new Aggregate(planJson), Types.STRING).name(name);
+        // A fixed id: the keyed state restores even if the operators around it change.
+        return rows.uid("tessera-aggregate-jvm");
     }
 
     /** Events later than the allowed lateness, as JSON, for the late topic. */
