@@ -163,7 +163,8 @@ class KeyAggregator:
                 for i, v in enumerate(values):
                     totals[i] += v
         # Remembered while a later copy could still count (ViewPlan.forget_at_lateness).
-        forget = (t + plan.allowed_lateness_ms if plan.forgets_at_lateness
+        # (Whole seconds by the lateness rule: the JVM engine then keeps one forget entry per second.)
+        forget = (-(-(t + plan.allowed_lateness_ms) // 1000) * 1000 if plan.forgets_at_lateness
                   else leave_boundary(t, plan.max_window_ms, plan.granularity_ms))
         self.seen.add(event_id)
         heapq.heappush(self.forget, (forget, event_id))

@@ -101,7 +101,8 @@ public final class KeyAggregator {
             }
         }
         // Remembered while a later copy could still count (aggregator.py ViewPlan.forget_at_lateness).
-        long when = plan.forgetsAtLateness ? t + plan.allowedLatenessMs
+        // Whole seconds: one entry per second of a busy key's forget map instead of one per event.
+        long when = plan.forgetsAtLateness ? Math.floorDiv(t + plan.allowedLatenessMs + 999, 1000) * 1000
                 : Plan.leaveBoundary(t, plan.maxWindowMs, plan.granularityMs);
         seen.add(e.eventId);
         forget.computeIfAbsent(when, k -> new ArrayList<>(2)).add(e.eventId);
