@@ -7,9 +7,18 @@ from pathlib import Path
 from tessera.config import Settings
 
 
+# The JVM engine's state layout: bumped when its operators or keys change so that a checkpoint
+# cannot restore (2: Java validation with a checkpointed clock, keys as (view, id) tuples).
+JVM_STATE_VERSION = 2
+
+
 def checkpoint_dir(settings: Settings) -> Path:
-    """One folder per engine: a checkpoint of one engine's operators cannot be restored by the other."""
-    name = "checkpoints" if settings.flink.engine == "python" else f"checkpoints-{settings.flink.engine}"
+    """One folder per engine and state layout: a checkpoint of other operators cannot be restored, so
+    a start after an upgrade finds none and replays the topic, as after an engine switch."""
+    if settings.flink.engine == "python":
+        name = "checkpoints"
+    else:
+        name = f"checkpoints-{settings.flink.engine}-v{JVM_STATE_VERSION}"
     return settings.state_dir / "flink" / name
 
 

@@ -7,13 +7,14 @@ import java.util.function.Consumer;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
+import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
 import org.apache.flink.util.Collector;
 import org.apache.flink.util.OutputTag;
 
 /**
- * Every streaming view in one keyed operator, keyed by "view:entity id": the JVM twin of
+ * Every streaming view in one keyed operator, keyed by (view index, entity id): the JVM twin of
  * streaming/job.py's Aggregate, with the same late rule, the same timers at leave boundaries and
  * the same rows. Keyed state is a KeyAggregator, held as an object by the heap state backend.
  *
@@ -21,7 +22,7 @@ import org.apache.flink.util.OutputTag;
  * replaces the older) until the operator flushes them, every few tens of milliseconds and before
  * each checkpoint barrier, so a key that changes many times in that interval is written once.
  */
-public class Aggregate extends KeyedProcessFunction<String, ViewEvent, String> {
+public class Aggregate extends KeyedProcessFunction<Tuple2<Integer, Long>, ViewEvent, String> {
     private static final long serialVersionUID = 1L;
     public static final OutputTag<String> LATE = new OutputTag<String>("late") { };
 
@@ -31,8 +32,8 @@ public class Aggregate extends KeyedProcessFunction<String, ViewEvent, String> {
     private transient Counter late;
     private transient Counter duplicates;
     private transient Counter rows;
-    // "view:key" -> the key's aggregator, whose row is computed at the flush (its newest state then).
-    private transient Map<String, Pending> pending;
+    // (view, key) -> the key's aggregator, whose row is computed at the flush (its newest state then).
+    private transient Map<Tuple2<Integer, Long>, Pending> pending;
     private boolean coalescing;
 
     private static final class Pending {
@@ -79,7 +80,8 @@ public class Aggregate extends KeyedProcessFunction<String, ViewEvent, String> {
         pending.clear();
     }
 
-    private void emit(String row, KeyAggregator agg, Plan plan, long key, String currentKey, Collector<String> out) {
+    private void emit(String row, KeyAggregator agg, Plan plan, long key, Tuple2<Integer, Long> currentKey,
+                      Collector<String> out) {
         if (coalescing) {
             pending.put(currentKey, new Pending(agg, plan, key));
         } else {
@@ -121,9 +123,8 @@ public class Aggregate extends KeyedProcessFunction<String, ViewEvent, String> {
         if (agg == null) {
             return;
         }
-        String key = ctx.getCurrentKey();
-        int colon = key.lastIndexOf(':');
-        Plan plan = plans[viewIndex(key.substring(0, colon))];
+        Tuple2<Integer, Long> key = ctx.getCurrentKey();
+        Plan plan = plans[key.f0];
         boolean changed = agg.onTimer(plan, timestamp);
         if (agg.isEmpty()) {
             state.clear();  // nothing left in any window: the zero row below is the last word
@@ -131,16 +132,7 @@ public class Aggregate extends KeyedProcessFunction<String, ViewEvent, String> {
             state.update(agg);
         }
         if (changed) {
-            emit(null, agg, plan, Long.parseLong(key.substring(colon + 1)), key, out);
+            emit(null, agg, plan, key.f1, key, out);
         }
-    }
-
-    private int viewIndex(String view) {
-        for (int i = 0; i < plans.length; i++) {
-            if (plans[i].view.equals(view)) {
-                return i;
-            }
-        }
-        throw new IllegalStateException("timer for unknown view " + view);
     }
 }

@@ -1,5 +1,6 @@
 package dev.tessera.stream;
 
+import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.streaming.api.operators.KeyedProcessOperator;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.runtime.tasks.ProcessingTimeService;
@@ -12,7 +13,7 @@ import org.apache.flink.streaming.runtime.tasks.ProcessingTimeService;
  * barrier (a checkpoint holds the state that produced them, and a restore would not produce them
  * again) and when the input ends, so coalescing loses nothing; it adds at most the interval to freshness.
  */
-public final class CoalescingOperator extends KeyedProcessOperator<String, ViewEvent, String> {
+public final class CoalescingOperator extends KeyedProcessOperator<Tuple2<Integer, Long>, ViewEvent, String> {
     private static final long serialVersionUID = 1L;
     /** Flush early past this many pending rows, to bound the memory a burst of new keys takes. */
     static final int MAX_PENDING = 100_000;

@@ -4,6 +4,7 @@ import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.functions.FlatMapFunction;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.datastream.KeyedStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
@@ -37,16 +38,14 @@ public final class Topology {
     /**
      * Valid events to feature rows. The record timestamp is the stream clock, so the watermark is the
      * per-partition minimum and leave-boundary timers fire only once every partition has passed them.
+     * {@code coalesceMs} > 0: each key's rows are coalesced over that interval ({@link CoalescingOperator}).
      */
-    /** {@code coalesceMs} > 0: each key's rows are coalesced over that interval ({@link CoalescingOperator}). */
     public static SingleOutputStreamOperator<String> aggregate(DataStream<Event> events, String planJson,
                                                                long coalesceMs) {
         Plan[] plans = Plan.parseAll(planJson);
-        String[] views = new String[plans.length];
         String[] keyFields = new String[plans.length];
         StringBuilder names = new StringBuilder();
         for (int i = 0; i < plans.length; i++) {
-            views[i] = plans[i].view;
             keyFields[i] = plans[i].keyField;
             names.append(i == 0 ? "" : ", ").append(plans[i].view);
         }
@@ -54,9 +53,9 @@ public final class Topology {
                 WatermarkStrategy.<Event>forMonotonousTimestamps()
                         .withTimestampAssigner((e, previous) -> e.clock == null ? 0 : e.clock))
                 .name("stream clock");
-        KeyedStream<ViewEvent, String> keyed = timed.flatMap(new FanOut(keyFields))
+        KeyedStream<ViewEvent, Tuple2<Integer, Long>> keyed = timed.flatMap(new FanOut(keyFields))
                 .returns(TypeInformation.of(ViewEvent.class)).name("per view")
-                .keyBy(new ViewEvent.ByViewKey(views), Types.STRING);
+                .keyBy(new ViewEvent.ByViewKey(), Types.TUPLE(Types.INT, Types.LONG));
         String name = "aggregate " + names + " (jvm)";
         SingleOutputStreamOperator<String> rows = coalesceMs > 0
                 ? keyed.transform(name, Types.STRING, new CoalescingOperator(new Aggregate(planJson), coalesceMs))

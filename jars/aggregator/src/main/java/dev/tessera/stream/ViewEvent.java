@@ -1,6 +1,7 @@
 package dev.tessera.stream;
 
 import org.apache.flink.api.java.functions.KeySelector;
+import org.apache.flink.api.java.tuple.Tuple2;
 
 /** An event as one streaming view sees it: which view (index into the plans) and the view's key. */
 public class ViewEvent {
@@ -17,18 +18,16 @@ public class ViewEvent {
         this.event = event;
     }
 
-    /** Keyed as the Python engine keys: "view:entity id". */
-    public static final class ByViewKey implements KeySelector<ViewEvent, String> {
+    /**
+     * Keyed by (view index, entity id): the Python engine's "view:entity id" without building and
+     * hashing a string per event, and serialized as an int and a long in timers and checkpoints.
+     */
+    public static final class ByViewKey implements KeySelector<ViewEvent, Tuple2<Integer, Long>> {
         private static final long serialVersionUID = 1L;
-        private final String[] views;
-
-        public ByViewKey(String[] views) {
-            this.views = views;
-        }
 
         @Override
-        public String getKey(ViewEvent e) {
-            return views[e.view] + ":" + e.key;
+        public Tuple2<Integer, Long> getKey(ViewEvent e) {
+            return Tuple2.of(e.view, e.key);
         }
     }
 }
