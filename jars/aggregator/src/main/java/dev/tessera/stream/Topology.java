@@ -54,7 +54,7 @@ public final class Topology {
                         .withTimestampAssigner((e, previous) -> e.clock == null ? 0 : e.clock))
                 .name("stream clock");
         KeyedStream<ViewEvent, Tuple2<Integer, Long>> keyed = timed.flatMap(new FanOut(keyFields))
-                .returns(TypeInformation.of(ViewEvent.class)).name("per view")
+                .returns(ViewEventSerializer.Type.INSTANCE).name("per view")
                 .keyBy(new ViewEvent.ByViewKey(), Types.TUPLE(Types.INT, Types.LONG));
         String name = "aggregate " + names + " (jvm)";
         SingleOutputStreamOperator<String> rows = coalesceMs > 0
