@@ -150,6 +150,7 @@ def main() -> int:
                 sent += 1
             producer.poll(0)
         producer.flush(30)
+        del producer  # closed now: one left open logs a refused connection a second once the broker is down
         cpu_load = describe(cpu_before, cpu_seconds(settings.state_dir), sent, time.monotonic() - load_started)
         deadline = time.monotonic() + 60
         stop.set()

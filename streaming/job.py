@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -208,6 +209,8 @@ def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool, vi
         "connector": "kafka", "topic": k.topic, "properties.bootstrap.servers": k.bootstrap_servers,
         "properties.group.id": GROUP_ID, "scan.startup.mode": "group-offsets" if restored else "earliest-offset",
         "properties.auto.offset.reset": "earliest", "value.format": "raw",
+        # Fetches answered at 64 KB or after 50 ms rather than per handful of records (see sink.py).
+        "properties.fetch.min.bytes": "65536", "properties.fetch.max.wait.ms": "50",
         **({"scan.bounded.mode": "latest-offset"} if bounded else {}),
         # Security settings translated from librdkafka's names (tessera/kafka_clients.py).
         **{f"properties.{key}": value for key, value in java_client_properties(k).items()},
@@ -272,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[stream] starting ({settings.flink.engine} engine): kafka {settings.kafka.bootstrap_servers} "
           f"topic {settings.kafka.topic}, "
           f"restore from {restore or 'nothing: empty state, reading the topic from its earliest offset'}", flush=True)
+    if settings.flink.local_heap:
+        # PyFlink starts the local mini-cluster's JVM with $JVM_ARGS (pyflink_gateway_server.py).
+        heap = settings.flink.local_heap
+        os.environ["JVM_ARGS"] = f"-Xms{heap} -Xmx{heap} -XX:+AlwaysPreTouch {os.environ.get('JVM_ARGS', '')}".strip()
     env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(settings, restore))
     build(env, settings, args.bounded, args.views.split(",") if args.views else None, restored=restore is not None)
     env.execute("tessera-stream")

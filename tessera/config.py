@@ -163,6 +163,10 @@ class FlinkSettings(BaseModel):
     # The JVM engine writes each key's newest row once per this interval instead of a row per event
     # (0: a row per event, as the Python engine). At most this much is added to freshness.
     coalesce_ms: int = Field(default=100, ge=0)
+    # The local mini-cluster's JVM heap, fixed (-Xms = -Xmx, pre-touched) so that its memory is what
+    # it is from the start instead of growing toward a quarter of the machine's RAM. Empty: the JVM's
+    # default. A remote cluster's memory is the cluster's own configuration.
+    local_heap: str = Field(default="1g", pattern=r"^(\d+[kmgKMG])?$")
     # Extra Flink configuration passed through, e.g. {"execution.target": "remote", "rest.address": "jm"}.
     conf: dict[str, str] = {}
 
