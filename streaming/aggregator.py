@@ -94,7 +94,7 @@ class ViewPlan:
                         for w in self.windows],
             "ratios": [list(r) for r in self.ratios],
             "order": list(self.order),
-            "forget_at_lateness": self.forget_at_lateness,
+            "forgets_at_lateness": self.forgets_at_lateness,  # the rule decided here, once
         }
 
     def contributions(self, event: dict[str, Any], window: int) -> list[Any]:

@@ -33,20 +33,8 @@ public class Aggregate extends KeyedProcessFunction<Tuple2<Integer, Long>, ViewE
     private transient Counter duplicates;
     private transient Counter rows;
     // (view, key) -> the key's aggregator, whose row is computed at the flush (its newest state then).
-    private transient Map<Tuple2<Integer, Long>, Pending> pending;
+    private transient Map<Tuple2<Integer, Long>, KeyAggregator> pending;
     private boolean coalescing;
-
-    private static final class Pending {
-        final KeyAggregator agg;
-        final Plan plan;
-        final long key;
-
-        Pending(KeyAggregator agg, Plan plan, long key) {
-            this.agg = agg;
-            this.plan = plan;
-            this.key = key;
-        }
-    }
 
     public Aggregate(String planJson) {
         this.planJson = planJson;
@@ -73,20 +61,19 @@ public class Aggregate extends KeyedProcessFunction<Tuple2<Integer, Long>, ViewE
 
     /** Emits the newest row of every key that changed since the last flush. */
     void flush(Consumer<String> out) {
-        for (Pending p : pending.values()) {
+        for (Map.Entry<Tuple2<Integer, Long>, KeyAggregator> p : pending.entrySet()) {
             rows.inc();
-            out.accept(p.agg.row(p.plan, p.key));
+            out.accept(p.getValue().row(plans[p.getKey().f0], p.getKey().f1));
         }
         pending.clear();
     }
 
-    private void emit(String row, KeyAggregator agg, Plan plan, long key, Tuple2<Integer, Long> currentKey,
-                      Collector<String> out) {
+    private void emit(KeyAggregator agg, Tuple2<Integer, Long> key, Collector<String> out) {
         if (coalescing) {
-            pending.put(currentKey, new Pending(agg, plan, key));
+            pending.put(key, agg);
         } else {
             rows.inc();
-            out.collect(row == null ? agg.row(plan, key) : row);
+            out.collect(agg.row(plans[key.f0], key.f1));
         }
     }
 
@@ -114,7 +101,7 @@ public class Aggregate extends KeyedProcessFunction<Tuple2<Integer, Long>, ViewE
             ctx.timerService().registerEventTimeTimer(boundary);
         }
         state.update(agg);
-        emit(null, agg, plan, item.key, ctx.getCurrentKey(), out);
+        emit(agg, ctx.getCurrentKey(), out);
     }
 
     @Override
@@ -132,7 +119,7 @@ public class Aggregate extends KeyedProcessFunction<Tuple2<Integer, Long>, ViewE
             state.update(agg);
         }
         if (changed) {
-            emit(null, agg, plan, key.f1, key, out);
+            emit(agg, key, out);
         }
     }
 }

@@ -8,7 +8,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.Base64;
 
 /**
- * Validate's steps without a cluster, for the equivalence test against the Python validator
+ * Validate's steps (RecordValidator) without a cluster, for the equivalence test against the Python validator
  * (tests/streaming/test_jvm_validation.py). Input lines: "PARTITION NOW_MS BASE64" ("-" for a
  * message without a value); output, one line each: "event <Event.toJson()>" or "dlq <envelope>".
  *
@@ -19,8 +19,7 @@ public final class CheckEvents {
     }
 
     public static void main(String[] args) throws Exception {
-        StreamValidator validator = new StreamValidator();
-        PartitionClock clock = new PartitionClock(Integer.parseInt(args[0]), Long.parseLong(args[1]),
+        RecordValidator validator = new RecordValidator(Integer.parseInt(args[0]), Long.parseLong(args[1]),
                 Long.parseLong(args[2]));
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.US_ASCII));
         BufferedWriter out = new BufferedWriter(new OutputStreamWriter(System.out, StandardCharsets.UTF_8));
@@ -29,15 +28,8 @@ public final class CheckEvents {
             int partition = Integer.parseInt(parts[0]);
             long now = Long.parseLong(parts[1]);
             byte[] raw = parts[2].equals("-") ? null : Base64.getDecoder().decode(parts[2]);
-            Object result = validator.check(raw, now);
-            if (result instanceof Event) {
-                Event e = (Event) result;
-                e.clock = clock.observe(partition, e.eventTime, now);
-                out.write("event " + e.toJson());
-            } else {
-                clock.observe(partition, null, now);
-                out.write("dlq " + DeadLetter.envelope(raw, (EventSchema.Rejection) result, validator.clockMs()));
-            }
+            Object result = validator.check(raw, partition, now);
+            out.write(result instanceof Event ? "event " + ((Event) result).toJson() : "dlq " + result);
             out.newLine();
         }
         out.flush();

@@ -18,6 +18,7 @@ import java.util.Map;
  */
 public final class EventSchema {
     static final String[] FIELDS = {"event_id", "event_type", "event_time", "user_id", "ad_id", "campaign_id", "cost"};
+    static final String[] STRING_FIELDS = {"event_id", "event_type"};
     static final String[] INT_FIELDS = {"event_time", "user_id", "ad_id", "campaign_id"};
     static final String[] EVENT_TYPES = {"impression", "click", "conversion"};
     static final long DAY_MS = 86_400_000L;
@@ -88,7 +89,7 @@ public final class EventSchema {
                 return new Rejection("missing_field", "missing field '" + name + "'");
             }
         }
-        for (String name : new String[] {"event_id", "event_type"}) {
+        for (String name : STRING_FIELDS) {
             if (!(o.get(name) instanceof String)) {
                 return new Rejection("wrong_type", name + " must be a string, got " + jsonType(o.get(name)));
             }

@@ -84,8 +84,8 @@ public final class Plan implements Serializable {
     final String rowPrefix;  // {"view":"<view>","key":
 
     Plan(String view, String keyField, long granularityMs, long allowedLatenessMs, long[] windows, Slot[][] slots,
-         Ratio[] ratios, String[] order, long maxWindowMs, boolean forgetAtLateness) {
-        this.forgetsAtLateness = forgetAtLateness && allowedLatenessMs <= maxWindowMs;
+         Ratio[] ratios, String[] order, long maxWindowMs, boolean forgetsAtLateness) {
+        this.forgetsAtLateness = forgetsAtLateness;
         this.view = view;
         this.keyField = keyField;
         this.granularityMs = granularityMs;
@@ -195,6 +195,6 @@ public final class Plan implements Serializable {
         }
         return new Plan(v.get("view").asText(), v.get("key_field").asText(), v.get("granularity_ms").asLong(),
                 v.get("allowed_lateness_ms").asLong(), windows, slots, ratios, order, v.get("max_window_ms").asLong(),
-                v.has("forget_at_lateness") && v.get("forget_at_lateness").asBoolean());
+                v.has("forgets_at_lateness") && v.get("forgets_at_lateness").asBoolean());
     }
 }

@@ -37,8 +37,7 @@ public class Validate extends ProcessFunction<Row, Event> implements Checkpointe
     private final int partitions;
     private final long idleMs;
     private final String readyFile;
-    private transient StreamValidator validator;
-    private transient PartitionClock clock;
+    private transient RecordValidator validator;
     private transient Counter invalid;
     private transient ListState<Long> saved;
     private transient List<Long> restored;
@@ -56,18 +55,9 @@ public class Validate extends ProcessFunction<Row, Event> implements Checkpointe
         Path ready = Path.of(readyFile);
         Files.createDirectories(ready.getParent());
         Files.writeString(ready, Long.toString(now), StandardCharsets.UTF_8);
-        validator = new StreamValidator();
-        clock = new PartitionClock(partitions, idleMs, now);
-        if (restored != null && !restored.isEmpty()) {
-            // [validator clock, partition clock, newest per partition]; Long.MIN_VALUE stands for none.
-            Long[] values = new Long[restored.size()];
-            for (int i = 0; i < values.length; i++) {
-                values[i] = restored.get(i) == Long.MIN_VALUE ? null : restored.get(i);
-            }
-            validator.restore(values[0]);
-            Long[] partitionClock = new Long[values.length - 1];
-            System.arraycopy(values, 1, partitionClock, 0, partitionClock.length);
-            clock.restore(partitionClock);
+        validator = new RecordValidator(partitions, idleMs, now);
+        if (restored != null) {
+            validator.restore(restored);
         }
         invalid = getRuntimeContext().getMetricGroup().counter("invalid_messages");
     }
@@ -85,29 +75,20 @@ public class Validate extends ProcessFunction<Row, Event> implements Checkpointe
 
     @Override
     public void snapshotState(FunctionSnapshotContext context) throws Exception {
-        List<Long> values = new ArrayList<>();
-        values.add(validator.clockMs());
-        for (Long v : clock.snapshot()) {
-            values.add(v);
-        }
-        values.replaceAll(v -> v == null ? Long.MIN_VALUE : v);
-        saved.update(values);
+        saved.update(validator.snapshot());
     }
 
     @Override
     public void processElement(Row record, Context ctx, Collector<Event> out) {
         byte[] raw = (byte[]) record.getField(0);  // null: a tombstone, a dead letter too
-        Integer partition = (Integer) record.getField(1);
+        int partition = (Integer) record.getField(1);
         long now = System.currentTimeMillis();
-        Object result = validator.check(raw, now);
+        Object result = validator.check(raw, partition, now);
         if (result instanceof Event) {
-            Event e = (Event) result;
-            e.clock = clock.observe(partition, e.eventTime, now);
-            out.collect(e);
+            out.collect((Event) result);
         } else {
-            clock.observe(partition, null, now);
             invalid.inc();
-            ctx.output(DLQ, DeadLetter.envelope(raw, (EventSchema.Rejection) result, validator.clockMs()));
+            ctx.output(DLQ, (String) result);
         }
     }
 }
