@@ -11,11 +11,13 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator, Mapping
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
-from serving.auth import API_KEY_ENV, api_keys_of
+from serving.auth import API_KEY_ENV, KeyChecker, api_keys_of
 from serving.errors import install_error_handlers
+from serving.hot_get import HotFeatureGet
 from serving.limits import BodySizeLimit
-from serving.metrics import MetricsMiddleware, mark_worker_dead
+from serving.metrics import MetricsMiddleware, RequestMetrics, mark_worker_dead
 from serving.online_reader import OnlineReader
 from serving.pipeline_probe import PipelineProbe
 from serving.plan import plan_loader
@@ -45,7 +47,23 @@ def api_key_of(settings: Settings, environ: Mapping[str, str]) -> str | None:
     return keys[0] if keys else None
 
 
-def create_app(settings: Settings | None = None, environ: Mapping[str, str] | None = None) -> FastAPI:
+class FeatureAPI(FastAPI):
+    """FastAPI, with `GET /features/{entity}/{id}` answered by the hot path before the stack
+    (serving/hot_get.py); `hot = None` sends every request through FastAPI."""
+
+    hot: HotFeatureGet | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hot = self.hot
+        if hot is not None:
+            taken = hot.takes(scope)
+            if taken is not None:
+                await hot.answer(scope, receive, send, *taken)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, environ: Mapping[str, str] | None = None) -> FeatureAPI:
     settings = settings or load_settings()
     environ = os.environ if environ is None else environ
     serving = settings.serving
@@ -75,11 +93,14 @@ def create_app(settings: Settings | None = None, environ: Mapping[str, str] | No
             await probe.close()
             mark_worker_dead(os.getpid())
 
-    app = FastAPI(title="Tessera feature API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FeatureAPI(title="Tessera feature API", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
-    app.include_router(features_router(api_keys))
+    checker = KeyChecker(api_keys) if api_keys else None
+    app.include_router(features_router(checker))
     app.include_router(ops_router)
     app.include_router(status_router)
+    metrics = RequestMetrics()
     app.add_middleware(BodySizeLimit, max_bytes=serving.max_body_bytes)  # inside the metrics: 413s are counted
-    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.hot = HotFeatureGet(checker, metrics, lambda: app.state.serving)
     return app

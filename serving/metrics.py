@@ -119,17 +119,36 @@ def mark_worker_dead(pid: int) -> None:
         multiprocess.mark_process_dead(pid)
 
 
+class RequestMetrics:
+    """Counts and times answered requests by route template, method and status.
+
+    The label children are cached: `.labels()` takes a lock per call."""
+
+    def __init__(self) -> None:
+        self._latency: dict[tuple[str, str], Any] = {}
+        self._count: dict[tuple[str, str, int], Any] = {}
+
+    def observe(self, path: str, method: str, status: int, seconds: float) -> None:
+        latency = self._latency.get((path, method))
+        if latency is None:
+            latency = self._latency[(path, method)] = REQUEST_LATENCY.labels(path, method)
+        latency.observe(seconds)
+        count = self._count.get((path, method, status))
+        if count is None:
+            count = self._count[(path, method, status)] = REQUESTS.labels(path, method, str(status))
+        count.inc()
+
+
 class MetricsMiddleware:
     """Times every HTTP request and counts it by route template and status.
 
     A plain ASGI middleware rather than Starlette's BaseHTTPMiddleware, which costs a task and
-    a stream per request. The label children are cached: `.labels()` takes a lock per call.
+    a stream per request.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: RequestMetrics) -> None:
         self.app = app
-        self._latency: dict[tuple[str, str], Any] = {}
-        self._count: dict[tuple[str, str, int], Any] = {}
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]],
                        send: Callable[[Message], Awaitable[None]]) -> None:
@@ -151,12 +170,4 @@ class MetricsMiddleware:
             route = scope.get("route")
             # The template (/features/{entity}/{entity_id}), never the raw path: ids would explode the labels.
             path = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
-            latency = self._latency.get((path, method))
-            if latency is None:
-                latency = self._latency[(path, method)] = REQUEST_LATENCY.labels(path, method)
-            latency.observe(time.perf_counter() - started)
-            count = self._count.get((path, method, status))
-            if count is None:
-                count = self._count[(path, method, status)] = REQUESTS.labels(path, method, str(status))
-            count.inc()
+            self.metrics.observe(path, scope["method"], status, time.perf_counter() - started)

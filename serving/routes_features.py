@@ -9,7 +9,7 @@ import base64
 import time
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Annotated, Any, Sequence
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Security
@@ -164,25 +164,42 @@ def _entities_read(entity: str, n: int) -> None:
     counter.inc(n)
 
 
-def features_router(api_keys: Sequence[str] | str | None) -> APIRouter:
-    """The /features routes; with API keys, every one of them requires one of them."""
-    keys = [api_keys] if isinstance(api_keys, str) else list(api_keys or ())
-    dependencies = []
-    if keys:
-        checker = KeyChecker(keys)
+async def one_entity_json(state: ServingState, entity: str, raw_id: str, features: str | None,
+                          feature_service: str | None) -> bytes:
+    """The body of `GET /features/{entity}/{id}`, or the ApiError to answer instead.
 
+    The one implementation of the route: FastAPI's endpoint and the hot path (serving/hot_get.py) call it."""
+    try:
+        selection = state.plan().select(entity, features, feature_service)
+        parsed = selection.entity.parse_id(raw_id)
+        rows = await state.reader.read(selection, [selection.entity.redis_key(parsed)])
+    except (SelectionError, MalformedId, RedisFailure) as err:
+        raise to_api_error(err) from None
+    _entities_read(selection.entity.name, 1)
+    return dumps({"entity": selection.entity.name,
+                  **entity_features(selection, parsed, rows[0], int(time.time() * 1000))})
+
+
+def unauthorized() -> ApiError:
+    return ApiError(401, "unauthorized", "missing or wrong X-API-Key header", headers={"WWW-Authenticate": "ApiKey"})
+
+
+def features_router(checker: KeyChecker | None) -> APIRouter:
+    """The /features routes; with a key checker, every one of them requires an accepted key."""
+    dependencies = []
+    if checker is not None:
         async def require_api_key(given: Annotated[str | None, Security(API_KEY_HEADER)]) -> None:
             # Constant-time (serving/auth.py); neither the given key nor ours is ever logged.
             if not checker.accepts(given):
-                raise ApiError(401, "unauthorized", "missing or wrong X-API-Key header",
-                               headers={"WWW-Authenticate": "ApiKey"})
+                raise unauthorized()
 
         dependencies.append(Depends(require_api_key))
 
     router = APIRouter(tags=["features"], dependencies=dependencies)
 
-    # The hot route reads its parameters from the request itself: in profiles FastAPI's per-request
-    # parameter solving was a large share of this route's CPU. OpenAPI documents them from _GET_PARAMETERS.
+    # Requests to this route are answered by serving/hot_get.py before FastAPI's stack; this
+    # endpoint documents the route (parameters from _GET_PARAMETERS) and answers what the hot path
+    # leaves to it (a HEAD, a body, a root_path), with the same function.
     @router.get(
         "/features/{entity}/{entity_id}", response_class=Response,
         summary="Features of one entity, with freshness per view",
@@ -190,17 +207,11 @@ def features_router(api_keys: Sequence[str] | str | None) -> APIRouter:
         responses={200: {"model": FeaturesResponse, "content": {"application/json": {"example": _EXAMPLE}}},
                    **_ERRORS})
     async def get_features(request: Request) -> Response:
-        state: ServingState = request.app.state.serving
-        path, query = request.path_params, request.query_params
-        try:
-            selection = state.plan().select(path["entity"], query.get("features"), query.get("feature_service"))
-            parsed = selection.entity.parse_id(path["entity_id"])
-            rows = await state.reader.read(selection, [selection.entity.redis_key(parsed)])
-        except (SelectionError, MalformedId, RedisFailure) as err:
-            raise to_api_error(err) from None
-        _entities_read(selection.entity.name, 1)
-        return _json({"entity": selection.entity.name,
-                      **entity_features(selection, parsed, rows[0], int(time.time() * 1000))})
+        query = request.query_params
+        body = await one_entity_json(request.app.state.serving, request.path_params["entity"],
+                                     request.path_params["entity_id"], query.get("features"),
+                                     query.get("feature_service"))
+        return Response(body, media_type="application/json")
 
     @router.post(
         "/features/{entity}", response_class=Response,
