@@ -73,16 +73,36 @@ class EntityRow:
     as_of_ms: list[int | None]
 
 
+# Stored values repeat (small counts, the same timestamp for every row of a write), and parsing a
+# protobuf costs more than a dict look-up: decoded plain scalars are kept by their bytes, up to a
+# bound. Only kinds whose value does not depend on the feature's type (not strings, which may be
+# UUIDs) and is immutable (not lists or maps, which a caller may change) are kept.
+DECODED_CACHE_SIZE = 65_536
+_CACHED_KINDS = _PLAIN_SCALARS
+_decoded: dict[bytes, Any] = {}
+_as_of: dict[bytes, int] = {}
+
+
 def decode_value(raw: bytes | None, value_type: ValueType) -> Any:
     """A stored ValueProto -> the Python value Feast's get_online_features returns for it."""
     if not raw:
         return None  # absent field, or Feast's encoding of null (an empty Value)
+    try:
+        return _decoded[raw]
+    except KeyError:
+        pass
     value = ValueProto.FromString(raw)
     kind = value.WhichOneof("val")
     if kind is None:
         return None
-    if kind in _PLAIN_SCALARS or (kind == "string_val" and value_type not in _UUID_TYPES):
-        return getattr(value, kind)
+    if kind in _CACHED_KINDS:
+        plain = getattr(value, kind)
+        if len(_decoded) >= DECODED_CACHE_SIZE:
+            _decoded.clear()
+        _decoded[raw] = plain
+        return plain
+    if kind == "string_val" and value_type not in _UUID_TYPES:
+        return value.string_val
     return feast_value_type_to_python_type(value, value_type)
 
 
@@ -90,8 +110,14 @@ def decode_as_of_ms(raw: bytes | None) -> int | None:
     """Feast's `_ts:<view>` field (a protobuf Timestamp) -> epoch ms; None when the view has no row."""
     if not raw:
         return None
-    ts = Timestamp.FromString(raw)
-    return ts.seconds * 1000 + ts.nanos // 1_000_000
+    found = _as_of.get(raw)
+    if found is None:
+        ts = Timestamp.FromString(raw)
+        found = ts.seconds * 1000 + ts.nanos // 1_000_000
+        if len(_as_of) >= DECODED_CACHE_SIZE:
+            _as_of.clear()
+        _as_of[raw] = found
+    return found
 
 
 def decode_row(selection: Selection, raw: Sequence[bytes | None]) -> EntityRow:
