@@ -43,8 +43,9 @@ def start(settings: Settings, from_checkpoint: str = "auto", wait_s: float = 0) 
         if proc.pid() is not None:
             said.append(f"{name:<12} already running (pid {proc.pid()}), log {proc.log_file}")
             continue
-        pid = proc.start(command, env=env, cwd=settings.root)
-        said.append(f"{name:<12} started (pid {pid}), log {proc.log_file}")
+        nice = settings.flink.nice if name == "stream-job" else settings.sink.nice
+        pid = proc.start(command, env=env, cwd=settings.root, nice=nice)
+        said.append(f"{name:<12} started (pid {pid}{f', nice {nice}' if nice else ''}), log {proc.log_file}")
         if name == "stream-job":
             said.append(f"{'':<12} {_starting_point(settings, from_checkpoint)}")
     if wait_s > 0:

@@ -167,6 +167,10 @@ class FlinkSettings(BaseModel):
     # it is from the start instead of growing toward a quarter of the machine's RAM. Empty: the JVM's
     # default. A remote cluster's memory is the cluster's own configuration.
     local_heap: str = Field(default="1g", pattern=r"^(\d+[kmgKMG])?$")
+    # The local job's CPU priority (Unix nice, 0 to 19). On a machine it shares with the feature API,
+    # a few points let the API's requests run first while the job takes the CPU left over (it must
+    # still keep up: watch its lag). A remote cluster's priorities are the cluster's own.
+    nice: int = Field(default=0, ge=0, le=19)
     # Extra Flink configuration passed through, e.g. {"execution.target": "remote", "rest.address": "jm"}.
     conf: dict[str, str] = {}
 
@@ -181,6 +185,8 @@ class SinkSettings(BaseModel):
     batch_ms: int = 100
     archive_batch_events: int = 200_000
     archive_batch_ms: int = 10_000
+    # The writer's CPU priority (Unix nice, 0 to 19), as [flink] nice for the job.
+    nice: int = Field(default=0, ge=0, le=19)
 
 
 class SparkSettings(BaseModel):

@@ -37,6 +37,21 @@ def _proc_stat(pid: int) -> tuple[str, str] | None:
     return fields[0], fields[19]
 
 
+def lower_priority(nice: int) -> None:
+    """This process's nice, and its session's: run in a child after setsid, before exec.
+
+    With Linux's autogroup scheduling (the default on desktops and many servers), each session is
+    one group and CPU is shared between groups first, so a process's own nice only ranks it within
+    its session. Every service here starts its own session: its group's nice is what ranks it
+    against the others."""
+    os.nice(nice)
+    try:
+        with open("/proc/self/autogroup", "w") as group:
+            group.write(str(nice))
+    except OSError:
+        pass  # no autogroups (another OS, or turned off): the process's nice is the one that counts
+
+
 @dataclass
 class ManagedProcess:
     """The pid file holds the pid and its start time, so a recycled pid is never taken for ours."""
@@ -62,13 +77,16 @@ class ManagedProcess:
         self.pid_file.unlink(missing_ok=True)
         return None
 
-    def start(self, command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
+    def start(self, command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
+              nice: int = 0) -> int:
+        """`nice` > 0 lowers the process's CPU priority; set before exec, so every thread it starts has it."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, env={**os.environ, **(env or {})}, cwd=cwd,
+                preexec_fn=(lambda: lower_priority(nice)) if nice else None,
             )
         stat = _proc_stat(proc.pid)
         self.pid_file.write_text(f"{proc.pid} {stat[1] if stat else 0}")
