@@ -7,7 +7,7 @@ and sends `--rps` GET /features/user/{id}?feature_service=ads_ranking requests a
 requests answered, errors, p50/p99/max, the stream's lag, and every process's memory (RSS of the
 process and its children). At the end: the goals, pass or fail.
 
-    .venv/bin/python bench/soak.py [--minutes 10] [--rps 2000] [--events-per-s 5000] [--stream-nice 10]
+    .venv/bin/python bench/soak.py [--minutes 10] [--rps 2000] [--events-per-s 5000] [--stream-nice N]
 
 Before the load, every user and campaign gets one event, so that the online store holds all of its
 keys from the start: what grows after that is memory, not data.
@@ -97,7 +97,10 @@ def _pump(settings, rate: float, produced, stop_flag) -> None:  # type: ignore[n
                                int(time.time() * 1000), rate_per_s=rate)
     pacer = RatePacer(rate)
     count = paced = 0
-    while not stop_flag.is_set():
+    parent = os.getppid()
+    # A soak killed outright leaves no one to set the flag: stop with the parent rather than go on
+    # producing into the next run's broker on the same port.
+    while not stop_flag.is_set() and os.getppid() == parent:
         for m in generator.take(int(rate)):
             if time.monotonic() - (pacer.started + paced / rate) > 1.0:
                 # More than a second behind (the machine is saturated): drop the deficit rather
@@ -265,8 +268,8 @@ def main() -> int:
                              "(bench/loadgen.py)")
     parser.add_argument("--warmup-s", type=float, default=60,
                         help="load (stream and requests) before the measured minutes, printed apart (default 60)")
-    parser.add_argument("--stream-nice", type=int, default=10,
-                        help="the Flink job's and the writer's Unix nice, 0-19 (default 10; 0: equal priority)")
+    parser.add_argument("--stream-nice", type=int, default=0,
+                        help="the Flink job's and the writer's Unix nice, 0-19 (default 0: equal priority)")
     parser.add_argument("--memory-slack", type=float, default=0.10,
                         help="allowed RSS growth from minute 2 to the last, per process (default 0.10)")
     args = parser.parse_args()

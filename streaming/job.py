@@ -262,6 +262,14 @@ def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool, vi
     late.sink_to(sink(k.late_topic)).name("late events")
 
 
+def local_jvm_args(settings: Settings) -> list[str]:
+    """The local mini-cluster JVM's heap and collector flags from `[flink] local_heap` and `local_gc`."""
+    flink = settings.flink
+    args = [f"-Xms{flink.local_heap}", f"-Xmx{flink.local_heap}", "-XX:+AlwaysPreTouch"] if flink.local_heap else []
+    args += {"parallel": ["-XX:+UseParallelGC"], "g1": ["-XX:+UseG1GC"], "": []}[flink.local_gc]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="streaming.job", description=__doc__.split("\n\n")[0])
     parser.add_argument("--bounded", action="store_true", help="stop at the offsets that exist at start")
@@ -275,10 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[stream] starting ({settings.flink.engine} engine): kafka {settings.kafka.bootstrap_servers} "
           f"topic {settings.kafka.topic}, "
           f"restore from {restore or 'nothing: empty state, reading the topic from its earliest offset'}", flush=True)
-    if settings.flink.local_heap:
-        # PyFlink starts the local mini-cluster's JVM with $JVM_ARGS (pyflink_gateway_server.py).
-        heap = settings.flink.local_heap
-        os.environ["JVM_ARGS"] = f"-Xms{heap} -Xmx{heap} -XX:+AlwaysPreTouch {os.environ.get('JVM_ARGS', '')}".strip()
+    # PyFlink starts the local mini-cluster's JVM with $JVM_ARGS (pyflink_gateway_server.py); flags
+    # already in the environment come last, so they win.
+    os.environ["JVM_ARGS"] = " ".join([*local_jvm_args(settings), os.environ.get("JVM_ARGS", "")]).strip()
     env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(settings, restore))
     build(env, settings, args.bounded, args.views.split(",") if args.views else None, restored=restore is not None)
     env.execute("tessera-stream")
