@@ -1,7 +1,10 @@
 """`tessera serve`: the feature API under uvicorn with one worker process per core.
 
-The workers share the listening socket; each builds its own app (`create_app()` from tessera.toml
-+ TESSERA_*), its own Redis pool and its own registry watcher. SIGTERM or Ctrl-C stops accepting,
+Each worker slot has a listening socket of its own, all bound to the same port with SO_REUSEPORT,
+so the kernel spreads connections evenly over the workers (with one shared socket, whichever worker
+wakes first takes the connection, and a client's keep-alive connections could land 3 to 1). Each
+worker builds its own app (`create_app()` from tessera.toml + TESSERA_*), its own Redis pool and its
+own registry watcher. SIGTERM or Ctrl-C stops accepting,
 lets requests in flight finish (up to `graceful_shutdown_s`), then closes Redis; SIGHUP replaces
 the workers one by one without dropping the socket.
 """
@@ -11,9 +14,14 @@ import copy
 import logging
 import os
 import shutil
+import socket
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tessera.config import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("tessera.serving")
 # Not imported from serving.metrics: prometheus_client must not be imported before this is set.
@@ -41,6 +49,74 @@ def _fresh_metrics_dir(settings: Settings, port: int) -> Path:
     return path
 
 
+def reuse_port_sockets(config: "uvicorn.Config", count: int) -> list[socket.socket]:
+    """`count` listening sockets on the config's host and port, each with SO_REUSEPORT."""
+    family = socket.AF_INET6 if config.host and ":" in config.host else socket.AF_INET
+    sockets = []
+    for _ in range(count):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((config.host, config.port))
+        sock.listen(config.backlog)
+        sock.set_inheritable(True)
+        sockets.append(sock)
+    return sockets
+
+
+def balanced_supervisor(config: "uvicorn.Config") -> Any:
+    """uvicorn's Multiprocess supervisor (health checks, SIGHUP replacing workers one by one,
+    SIGTERM), with the worker of slot i always listening on socket i. uvicorn hands every worker
+    the same socket list; these three methods are its own, with the slot's socket instead."""
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors.multiprocess import Multiprocess, Process, logger
+
+    class Balanced(Multiprocess):
+        def init_processes(self) -> None:
+            for slot in range(self.processes_num):
+                process = Process(self.config, [self.sockets[slot]])
+                process.start()
+                self.processes.append(process)
+
+        def restart_all(self) -> None:
+            for idx, old_process in enumerate(self.processes):
+                if self.should_exit.is_set():
+                    return
+                new_process = Process(self.config, [self.sockets[idx]])
+                new_process.start()
+                if not new_process.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
+                    new_process.kill()
+                    new_process.join()
+                    if not self.should_exit.is_set():
+                        logger.error(f"New child process [{new_process.pid}] was not ready in time; "
+                                     f"keeping worker [{old_process.pid}] and aborting the restart.")
+                    return
+                old_process.terminate()
+                old_process.join()
+                self.processes[idx] = new_process
+
+        def keep_subprocess_alive(self) -> None:
+            if self.should_exit.is_set():
+                return
+            for idx, process in enumerate(self.processes):
+                if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                    continue
+                process.kill()
+                process.join()
+                if process.exitcode == STARTUP_FAILURE:
+                    logger.error(f"Child process [{process.pid}] failed to start, stopping the parent process.")
+                    self.should_exit.set()
+                    return
+                if self.should_exit.is_set():
+                    return
+                logger.info(f"Child process [{process.pid}] died")
+                process = Process(self.config, [self.sockets[idx]])
+                process.start()
+                self.processes[idx] = process
+
+    return Balanced(config, sockets=reuse_port_sockets(config, config.workers))
+
+
 def serve(settings: Settings, config_file: Path | None = None, host: str | None = None, port: int | None = None,
           workers: int | None = None, log_level: str = "info", access_log: bool = False) -> int:
     import sys
@@ -66,17 +142,26 @@ def serve(settings: Settings, config_file: Path | None = None, host: str | None 
         os.environ["TESSERA_CONFIG"] = str(config_file.resolve())
     metrics_dir = _fresh_metrics_dir(settings, port)
     os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    config = uvicorn.Config(
+        "serving.app:create_app", factory=True, host=host, port=port, workers=workers,
+        loop="uvloop", http="httptools", lifespan="on", access_log=access_log,
+        # Nothing here reads the client address or scheme; spare every request the rewrite layer.
+        proxy_headers=False,
+        log_config=_log_config(log_level), log_level=log_level,
+        timeout_graceful_shutdown=settings.serving.graceful_shutdown_s,
+        # A model server keeps connections open; keep them a little longer than most clients do.
+        timeout_keep_alive=30,
+    )
     try:
-        uvicorn.run(
-            "serving.app:create_app", factory=True, host=host, port=port, workers=workers,
-            loop="uvloop", http="httptools", lifespan="on", access_log=access_log,
-            # Nothing here reads the client address or scheme; spare every request the rewrite layer.
-            proxy_headers=False,
-            log_config=_log_config(log_level), log_level=log_level,
-            timeout_graceful_shutdown=settings.serving.graceful_shutdown_s,
-            # A model server keeps connections open; keep them a little longer than most clients do.
-            timeout_keep_alive=30,
-        )
+        if workers > 1:
+            balanced_supervisor(config).run()
+        else:
+            server = uvicorn.Server(config)
+            server.run()
+            if not server.started:
+                return 3  # uvicorn's startup failure: the log above says why
+    except KeyboardInterrupt:
+        pass
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
