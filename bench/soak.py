@@ -230,23 +230,24 @@ class FreshnessSampler:
     def __init__(self, settings, view: str) -> None:  # type: ignore[no-untyped-def]
         import threading
 
-        from streaming.progress import progress_key
         from tessera.services.redis_server import redis_client
 
-        self._client, self._key = redis_client(settings), progress_key(view)
+        self._client, self._view = redis_client(settings), view
         self._samples: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="freshness")
         self._thread.start()
 
     def _run(self) -> None:
+        from streaming.progress import parse_progress, progress_key
+
         while not self._stop.wait(0.5):
             try:
-                as_of = self._client.hget(self._key, "as_of_ms")
+                progress = parse_progress(self._view, self._client.hgetall(progress_key(self._view)))
             except Exception:  # noqa: BLE001 - a missed sample is a gap, not a failure of the soak
                 continue
-            if as_of:
-                self._samples.append(time.time() * 1000 - int(as_of))
+            if progress is not None and progress.as_of_ms is not None:
+                self._samples.append(time.time() * 1000 - progress.as_of_ms)
 
     def take_worst_ms(self) -> float:
         samples, self._samples = self._samples, []
@@ -356,10 +357,10 @@ def main() -> int:
         api.stop()
         tessera_cli(env, "stream", "stop")
         tessera_cli(env, "services", "down")
-    return report(minutes, args)
+    return report(minutes, args, freshness_budget_ms(settings))
 
 
-def report(minutes: list[Minute], args: argparse.Namespace) -> int:
+def report(minutes: list[Minute], args: argparse.Namespace, budget_ms: int) -> int:
     if not minutes:
         return 1
     errors = sum(m.errors for m in minutes)
@@ -372,7 +373,6 @@ def report(minutes: list[Minute], args: argparse.Namespace) -> int:
     print("CPU, cores on average: " + ", ".join(f"{n} {c:.2f}" for n, c in cores.items())
           + f"; total {sum(cores.values()):.2f} of {psutil.cpu_count()}")
     print(f"worst minute p99: {worst_p99:.2f} ms (goal <= {P99_GOAL_MS} ms: {'met' if worst_p99 <= P99_GOAL_MS else 'NOT met'})")
-    budget_ms = freshness_budget_ms()
     worst_fresh = max(m.worst_freshness_ms for m in minutes)
     fresh = worst_fresh <= budget_ms  # a NaN (no sample) is not fresh
     print(f"worst freshness of {FRESHNESS_VIEW}: {worst_fresh:,.0f} ms (goal <= its budget, {budget_ms:,} ms: "
@@ -389,10 +389,10 @@ def report(minutes: list[Minute], args: argparse.Namespace) -> int:
     return 0 if errors == 0 and worst_p99 <= P99_GOAL_MS and flat and fresh else 1
 
 
-def freshness_budget_ms() -> int:
+def freshness_budget_ms(settings) -> int:  # type: ignore[no-untyped-def]
     from tessera.definitions import load_definitions
 
-    budget = load_definitions(load_settings(ROOT / "tessera.toml").feature_repo).views[FRESHNESS_VIEW].freshness_budget_ms
+    budget = load_definitions(settings.feature_repo).views[FRESHNESS_VIEW].freshness_budget_ms
     assert budget is not None, f"{FRESHNESS_VIEW} has no freshness budget"
     return budget
 

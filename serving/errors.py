@@ -50,6 +50,17 @@ def error_response(status: int, error: str, message: str, name: str | None = Non
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
+def api_error_response(err: ApiError) -> Response:
+    return error_response(err.status, err.error, err.message, err.name, err.headers)
+
+
+def internal_error_response(method: str, path: str, err: Exception, traceback: bool = False) -> Response:
+    """A bug: logged (with its traceback when no server layer above will log it); the client gets
+    none of it, since it may hold paths, settings or data."""
+    log.error("unexpected %s answering %s %s", type(err).__name__, method, path, exc_info=err if traceback else None)
+    return error_response(500, "internal_error", "internal error; the server log has the details")
+
+
 def to_api_error(err: Exception) -> ApiError:
     """Domain errors of the plan and the reader -> the HTTP error a client sees."""
     if isinstance(err, SelectionError):
@@ -65,7 +76,7 @@ def to_api_error(err: Exception) -> ApiError:
 
 def install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(request: Request, err: ApiError) -> Response:
-        return error_response(err.status, err.error, err.message, err.name, err.headers)
+        return api_error_response(err)
 
     async def on_validation_error(request: Request, err: RequestValidationError) -> Response:
         problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
@@ -77,10 +88,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(err.status_code, error, str(err.detail), headers=getattr(err, "headers", None))
 
     async def on_unexpected(request: Request, err: Exception) -> Response:
-        # A bug. Starlette re-raises it after this answer, so the server (uvicorn) logs the
-        # traceback; the client gets none of it: it may hold paths, settings or data.
-        log.error("unexpected %s answering %s %s", type(err).__name__, request.method, request.url.path)
-        return error_response(500, "internal_error", "internal error; the server log has the details")
+        # Starlette re-raises it after this answer, so the server (uvicorn) logs the traceback.
+        return internal_error_response(request.method, request.url.path, err)
 
     app.add_exception_handler(ApiError, on_api_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, on_unexpected)

@@ -11,17 +11,14 @@ with a body, a mounted root path) goes to FastAPI unchanged.
 """
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qsl
 
 from serving.auth import KeyChecker
-from serving.errors import ApiError, error_response
+from serving.errors import ApiError, api_error_response, internal_error_response
 from serving.metrics import RequestMetrics
 from serving.routes_features import one_entity_json, unauthorized
-
-log = logging.getLogger("tessera.serving")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -99,13 +96,11 @@ class HotFeatureGet:
             await send({"type": "http.response.body", "body": body})
         except ApiError as err:
             status = err.status
-            await error_response(err.status, err.error, err.message, err.name, err.headers)(scope, receive, send)
+            await api_error_response(err)(scope, receive, send)
         except Exception as err:
             if responded:
                 raise  # the answer has begun (the client went away mid-send): nothing left to say
-            # A bug: the traceback goes to the server log, the client gets none of it.
-            log.exception("unexpected %s answering GET %s", type(err).__name__, scope["path"])
-            await error_response(500, "internal_error", "internal error; the server log has the details")(
-                scope, receive, send)
+            # No server layer above this one logs it: the traceback goes with the error.
+            await internal_error_response("GET", scope["path"], err, traceback=True)(scope, receive, send)
         finally:
             self.metrics.observe(ROUTE, "GET", status, time.perf_counter() - started)

@@ -78,9 +78,15 @@ class EntityRow:
 # bound. Only kinds whose value does not depend on the feature's type (not strings, which may be
 # UUIDs) and is immutable (not lists or maps, which a caller may change) are kept.
 DECODED_CACHE_SIZE = 65_536
-_CACHED_KINDS = _PLAIN_SCALARS
 _decoded: dict[bytes, Any] = {}
 _as_of: dict[bytes, int] = {}
+
+
+def _remember(cache: dict[bytes, Any], raw: bytes, value: Any) -> Any:
+    if len(cache) >= DECODED_CACHE_SIZE:
+        cache.clear()  # bounded: arbitrary stored bytes cannot grow memory
+    cache[raw] = value
+    return value
 
 
 def decode_value(raw: bytes | None, value_type: ValueType) -> Any:
@@ -95,12 +101,8 @@ def decode_value(raw: bytes | None, value_type: ValueType) -> Any:
     kind = value.WhichOneof("val")
     if kind is None:
         return None
-    if kind in _CACHED_KINDS:
-        plain = getattr(value, kind)
-        if len(_decoded) >= DECODED_CACHE_SIZE:
-            _decoded.clear()
-        _decoded[raw] = plain
-        return plain
+    if kind in _PLAIN_SCALARS:
+        return _remember(_decoded, raw, getattr(value, kind))
     if kind == "string_val" and value_type not in _UUID_TYPES:
         return value.string_val
     return feast_value_type_to_python_type(value, value_type)
@@ -113,10 +115,7 @@ def decode_as_of_ms(raw: bytes | None) -> int | None:
     found = _as_of.get(raw)
     if found is None:
         ts = Timestamp.FromString(raw)
-        found = ts.seconds * 1000 + ts.nanos // 1_000_000
-        if len(_as_of) >= DECODED_CACHE_SIZE:
-            _as_of.clear()
-        _as_of[raw] = found
+        found = _remember(_as_of, raw, ts.seconds * 1000 + ts.nanos // 1_000_000)
     return found
 
 

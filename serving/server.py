@@ -72,18 +72,19 @@ def balanced_supervisor(config: "uvicorn.Config") -> Any:
     from uvicorn.supervisors.multiprocess import Multiprocess, Process, logger
 
     class Balanced(Multiprocess):
+        def _start(self, slot: int) -> Process:
+            process = Process(self.config, [self.sockets[slot]])
+            process.start()
+            return process
+
         def init_processes(self) -> None:
-            for slot in range(self.processes_num):
-                process = Process(self.config, [self.sockets[slot]])
-                process.start()
-                self.processes.append(process)
+            self.processes.extend(self._start(slot) for slot in range(self.processes_num))
 
         def restart_all(self) -> None:
             for idx, old_process in enumerate(self.processes):
                 if self.should_exit.is_set():
                     return
-                new_process = Process(self.config, [self.sockets[idx]])
-                new_process.start()
+                new_process = self._start(idx)
                 if not new_process.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
                     new_process.kill()
                     new_process.join()
@@ -110,9 +111,7 @@ def balanced_supervisor(config: "uvicorn.Config") -> Any:
                 if self.should_exit.is_set():
                     return
                 logger.info(f"Child process [{process.pid}] died")
-                process = Process(self.config, [self.sockets[idx]])
-                process.start()
-                self.processes[idx] = process
+                self.processes[idx] = self._start(idx)
 
     return Balanced(config, sockets=reuse_port_sockets(config, config.workers))
 

@@ -31,19 +31,19 @@ def start(settings: Settings, from_checkpoint: str = "auto", wait_s: float = 0) 
     env = {"TESSERA_CONFIG": os.environ.get("TESSERA_CONFIG", str(settings.root / "tessera.toml"))}
     said = []
     procs = processes(settings)
-    commands = {
-        "stream-job": [str(flink_python), "-m", "streaming.job", "--from-checkpoint", from_checkpoint],
-        "stream-sink": [sys.executable, "-m", "streaming.sink"],
+    commands = {  # name: (command, its nice)
+        "stream-job": ([str(flink_python), "-m", "streaming.job", "--from-checkpoint", from_checkpoint],
+                       settings.flink.nice),
+        "stream-sink": ([sys.executable, "-m", "streaming.sink"], settings.sink.nice),
     }
     ready = settings.state_dir / "run" / "stream-job.ready"  # written by the job's first operator
     if procs["stream-job"].pid() is None:
         ready.unlink(missing_ok=True)
-    for name, command in commands.items():
+    for name, (command, nice) in commands.items():
         proc = procs[name]
         if proc.pid() is not None:
             said.append(f"{name:<12} already running (pid {proc.pid()}), log {proc.log_file}")
             continue
-        nice = settings.flink.nice if name == "stream-job" else settings.sink.nice
         pid = proc.start(command, env=env, cwd=settings.root, nice=nice)
         said.append(f"{name:<12} started (pid {pid}{f', nice {nice}' if nice else ''}), log {proc.log_file}")
         if name == "stream-job":
