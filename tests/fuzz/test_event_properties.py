@@ -128,7 +128,10 @@ def test_truncated_json_is_not_json(event: AdEvent, cut: int) -> None:
 @FAST
 @given(event=valid_events, escape=st.sampled_from(["\\ud800", "\\udfff", "a\\udc80b"]))
 def test_lone_surrogate_escapes_in_the_id_are_rejected(event: AdEvent, escape: str) -> None:
-    raw = event.to_json_bytes().replace(json.dumps(event.event_id).encode(), f'"{escape}"'.encode(), 1)
+    # The id's value, not its first spelling anywhere: an id such as "event_id" is also a key.
+    field = b'"event_id":'
+    raw = event.to_json_bytes().replace(field + json.dumps(event.event_id).encode(), field + f'"{escape}"'.encode(), 1)
+    assert raw != event.to_json_bytes()
     result = parse_event(raw)
     assert isinstance(result, Rejection) and result.code == "wrong_type", result
 
