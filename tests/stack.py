@@ -6,6 +6,8 @@ pytest's tmp, so a developer's running stack is neither reused nor disturbed.
 from __future__ import annotations
 
 import os
+import random
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,39 @@ from tessera.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TESSERA = [sys.executable, "-m", "tessera.cli"]
+
+
+_GIVEN: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def own_base_port(count: int = 3) -> int:
+    """A base port with `count` free ports from it, below the kernel's ephemeral range.
+
+    A stack of a test's own must not pick ports any client connection can take as its local end:
+    at 39092 the broker once failed to bind because an outgoing connection held the port."""
+    session = int(os.environ.get("TESSERA_TEST_PORT_BASE", "29092"))
+    for _ in range(200):
+        base = random.randint(20_000, _ephemeral_low() - count)
+        ports = set(range(base, base + count))
+        # A port handed out a moment ago may not be bound yet: never hand it out twice.
+        if ports & _GIVEN or ports & set(range(session, session + 8)):
+            continue
+        try:
+            for port in ports:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        _GIVEN.update(ports)
+        return base
+    raise RuntimeError("no run of free ports found below the ephemeral range")
 
 
 def stack_env(state: Path, base_port: int) -> dict[str, str]:

@@ -13,7 +13,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from tessera.config import Settings, split_host_port
-from tessera.services.process import ManagedProcess, ServiceError, port_open, tail
+from tessera.services.process import ManagedProcess, ServiceError, first_error, port_in_use, port_open, tail
 
 _LOG4J = """\
 status = warn
@@ -145,16 +145,17 @@ class KafkaBroker:
             return f"already running at {self.address} (pid {self.process.pid()})"
         host, port = split_host_port(k.bootstrap_servers.split(",")[0])
         for taken in (port, k.controller_port):
-            if port_open(host, taken):
-                raise ServiceError(f"port {taken} is taken by a process tessera did not start; stop it or set "
+            if port_in_use(host, taken):
+                raise ServiceError(f"port {taken} is taken by something tessera did not start; stop it or set "
                                    f"TESSERA_KAFKA__BOOTSTRAP_SERVERS / TESSERA_KAFKA__CONTROLLER_PORT")
         props, jvm = self._prepare()
         pid = self.process.start([*jvm, "kafka.Kafka", str(props)], cwd=self.home)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.pid() is None:
-                raise ServiceError(f"the Kafka broker exited during start-up; log {self.process.log_file}:\n"
-                                   f"{tail(self.process.log_file)}")
+                cause = first_error(self.process.log_file) or "no ERROR line in its log"
+                raise ServiceError(f"the Kafka broker exited during start-up: {cause}\n"
+                                   f"log {self.process.log_file}:\n{tail(self.process.log_file)}")
             if self.reachable(timeout_s=1.0):
                 self.ensure_topics()
                 return f"started at {self.address} (pid {pid})"

@@ -22,10 +22,35 @@ def port_open(host: str, port: int, timeout_s: float = 0.3) -> bool:
         return False
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """A listener answers on it, or it cannot be bound: an outgoing connection's local end holds it.
+
+    The second case is easy to miss: a port in the kernel's ephemeral range can be held by any
+    client's connection, which no connect test sees, and a server then fails to bind it."""
+    if port_open(host, port):
+        return True
+    with socket.socket() as probe:
+        # Servers bind with SO_REUSEADDR too, so a connection in TIME_WAIT does not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 def tail(path: Path, lines: int = 20) -> str:
     if not path.exists():
         return "(no log)"
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def first_error(path: Path) -> str | None:
+    """The log's first ERROR line: a JVM's log buries the cause under its shutdown noise."""
+    if not path.exists():
+        return None
+    with path.open(errors="replace") as log:
+        return next((line.strip() for line in log if " ERROR " in line), None)
 
 
 def _proc_stat(pid: int) -> tuple[str, str] | None:

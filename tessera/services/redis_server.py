@@ -12,7 +12,7 @@ import time
 import redis
 
 from tessera.config import Settings
-from tessera.services.process import ManagedProcess, ServiceError, port_open, tail
+from tessera.services.process import ManagedProcess, ServiceError, port_in_use, tail
 
 
 # An RDB snapshot on shutdown and hourly; no AOF, which would tax every write of the hot path.
@@ -61,8 +61,8 @@ class RedisServer:
             return f"remote, reachable at {self.address}"
         if self.process.pid() is not None and self.ping():
             return f"already running at {self.address} (pid {self.process.pid()})"
-        if port_open(cfg.host, cfg.port):
-            raise ServiceError(f"port {cfg.port} is taken by a process tessera did not start; stop it or set "
+        if port_in_use(cfg.host, cfg.port):
+            raise ServiceError(f"port {cfg.port} is taken by something tessera did not start; stop it or set "
                                f"TESSERA_REDIS__PORT to a free port")
         binary = shutil.which("redis-server")
         if binary is None:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from dataclasses import replace
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Iterator
 
 import pytest

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uuid
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer
 
 from tessera.config import Settings
 from tessera.events import AdEvent, parse_event

@@ -4,8 +4,6 @@ in process, no Flink) writes rows and publishes its progress; the feature API's 
 from __future__ import annotations
 
 import json
-import random
-import socket
 import time
 from typing import Iterator
 
@@ -23,27 +21,12 @@ from tessera.definitions import load_definitions
 from tessera.events import AdEvent
 from tessera.services.redis_server import redis_client
 from tests.serving.stack import TestClient, apply_registry
-from tests.stack import run_tessera, settings_for, stack_env
-
-
-def _free_run_of_ports(count: int = 3) -> int:
-    """A base port with `count` free ports from it: this module's broker and Redis are its own, so
-    a developer's stack and other test sessions on this machine are left alone."""
-    for _ in range(200):
-        base = random.randint(31_000, 39_000)
-        try:
-            for port in range(base, base + count):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no run of free ports found")
+from tests.stack import own_base_port, run_tessera, settings_for, stack_env
 
 
 @pytest.fixture(scope="module")
 def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    env = stack_env(tmp_path_factory.mktemp("metrics-stack"), base_port=_free_run_of_ports())
+    env = stack_env(tmp_path_factory.mktemp("metrics-stack"), base_port=own_base_port())
     started = run_tessera(env, "services", "up")
     assert started.returncode == 0, f"tessera services up failed:\n{started.stdout}\n{started.stderr}"
     try:

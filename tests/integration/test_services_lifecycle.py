@@ -1,12 +1,9 @@
 """`tessera services up` twice is harmless; `down` leaves no process of ours behind."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import pytest
-
-from tests.stack import run_tessera, settings_for, stack_env
+from tests.stack import own_base_port, run_tessera, settings_for, stack_env
 from tessera.services.process import port_open
 
 
@@ -26,14 +23,15 @@ def _our_pids(state_dir: Path) -> list[int]:
 
 
 def test_up_twice_then_down(tmp_path: Path) -> None:
-    env = stack_env(tmp_path, base_port=39092)
+    base = own_base_port()
+    env = stack_env(tmp_path, base_port=base)
     try:
-        _up_twice_then_down(env)
+        _up_twice_then_down(env, ports=(base, base + 1, base + 2))
     finally:  # a failure part-way must not leave a service on these ports for the next run
         run_tessera(env, "services", "down")
 
 
-def _up_twice_then_down(env: dict[str, str]) -> None:
+def _up_twice_then_down(env: dict[str, str], ports: tuple[int, ...]) -> None:
     settings = settings_for(env)
     first = run_tessera(env, "services", "up")
     assert first.returncode == 0, first.stdout + first.stderr
@@ -55,7 +53,7 @@ def _up_twice_then_down(env: dict[str, str]) -> None:
         assert not Path(f"/proc/{pid}").exists() or \
             Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][0] == "Z", f"pid {pid} still alive"
     assert _our_pids(settings.state_dir) == []
-    for port in (39092, 39093, 39094):
+    for port in ports:
         assert not port_open("127.0.0.1", port)
     assert run_tessera(env, "services", "status").returncode == 3
     # Down again stops nothing and still succeeds.
@@ -65,14 +63,36 @@ def _up_twice_then_down(env: dict[str, str]) -> None:
 def test_up_refuses_a_port_taken_by_someone_else(tmp_path: Path) -> None:
     import socket
 
-    env = stack_env(tmp_path, base_port=49092)
+    base = own_base_port()
+    env = stack_env(tmp_path, base_port=base)
     squatter = socket.socket()
-    squatter.bind(("127.0.0.1", 49094))  # the Redis port of this stack
+    squatter.bind(("127.0.0.1", base + 2))  # the Redis port of this stack
     squatter.listen()
     try:
         done = run_tessera(env, "services", "up")
         assert done.returncode == 1
-        assert "port 49094 is taken" in done.stderr
+        assert f"port {base + 2} is taken" in done.stderr
     finally:
         squatter.close()
+        run_tessera(env, "services", "down")
+
+
+def test_up_refuses_a_port_held_by_a_connections_local_end(tmp_path: Path) -> None:
+    """No connect test sees this holder; the broker would fail to bind only after its JVM started."""
+    import socket
+
+    base = own_base_port()
+    env = stack_env(tmp_path, base_port=base)
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.socket()
+    client.bind(("127.0.0.1", base))  # the broker's port, as a kernel-chosen ephemeral port would be
+    client.connect(listener.getsockname())
+    try:
+        assert not port_open("127.0.0.1", base)
+        done = run_tessera(env, "services", "up")
+        assert done.returncode == 1
+        assert f"port {base} is taken" in done.stderr
+    finally:
+        client.close()
+        listener.close()
         run_tessera(env, "services", "down")

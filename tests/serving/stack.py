@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,15 +25,14 @@ from tessera.config import Settings, load_settings
 from tessera.definitions import Definitions
 from tessera.feast_objects import compile_feast_objects, repo_config
 from tessera.services.redis_server import RedisServer
+from tests.stack import own_base_port
 
 ROOT = Path(__file__).resolve().parents[2]
 MISSING_USER = 999_999  # never written: every view "missing"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return own_base_port(1)
 
 
 def make_settings(base: Path, redis_port: int, project: str = "tessera", **serving: Any) -> Settings:

@@ -21,7 +21,7 @@ from tessera.generator import EventGenerator, GeneratorConfig, Message
 from tessera.kafka_io import produce
 from tessera.services.kafka_broker import KafkaBroker
 from tessera.services.redis_server import RedisServer
-from tests.stack import run_tessera, settings_for, stack_env
+from tests.stack import own_base_port, run_tessera, settings_for, stack_env
 from tests.streaming.waits import wait_archived, wait_caught_up
 
 START = int(datetime(2026, 5, 1, tzinfo=timezone.utc).timestamp() * 1000)
@@ -34,7 +34,7 @@ OUTAGE_S = 10
 
 @pytest.fixture(scope="module")
 def fault_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    env = stack_env(tmp_path_factory.mktemp("faults"), base_port=59092)
+    env = stack_env(tmp_path_factory.mktemp("faults"), base_port=own_base_port())
     for step in (("services", "up"), ("apply",)):
         done = run_tessera(env, *step)
         assert done.returncode == 0, done.stderr
