@@ -186,11 +186,15 @@ class GoLoad:
 
     def __init__(self, binary: Path, port: int, users: int, rps: float, seconds: float) -> None:
         done = subprocess.run([str(binary), "-url", f"http://127.0.0.1:{port}/features/user/%d?feature_service=ads_ranking",
-                               "-ids", str(users), "-rate", str(rps), "-seconds", str(seconds)],
+                               "-ids", str(users), "-rate", str(rps), "-seconds", str(seconds),
+                               "-worst-seconds", "5", "-slow", f"{P99_GOAL_MS}ms"],
                               capture_output=True, text=True, check=True)
         figures = json.loads(done.stdout)
         self.ok, self.failed, self.timed_out = figures["ok"], figures["failed"], figures["timed_out"]
         self._ms = {50: figures["p50_ms"], 99: figures["p99_ms"], 100: figures["max_ms"]}
+        # When the slow requests came: seconds past the minute tell a minute-boundary burst from noise.
+        self.worst_seconds = [(time.strftime("%H:%M:%S", time.localtime(w["unix_s"])), w["slow"])
+                              for w in figures["worst_seconds"]]
 
     def percentile_ms(self, p: int) -> float:
         return self._ms[p]
@@ -387,6 +391,9 @@ def main() -> int:
                   f"{minute.max_ms:>8.1f} {minute.produced:>9,} {minute.job_behind:>10,} {minute.worst_freshness_ms:>8,.0f}"
                   "                 "
                   + " ".join(f"{minute.rss_mb[n]:>7,.0f}/{minute.cores[n]:>5.2f}c" for n in pids), flush=True)
+            if getattr(result, "worst_seconds", None):
+                print("      most requests over the p99 goal in: "
+                      + ", ".join(f"{at} ({n:,})" for at, n in result.worst_seconds), flush=True)
     finally:
         if freshness is not None:
             freshness.stop()

@@ -119,6 +119,8 @@ func main() {
 	seconds := flag.Float64("seconds", 60, "how long to send")
 	conns := flag.Int("conns", 32, "connections")
 	timeout := flag.Duration("timeout", 5*time.Second, "a request unanswered this long counts as timed out")
+	worst := flag.Int("worst-seconds", 0, "also list this many seconds with the most requests over -slow")
+	slow := flag.Duration("slow", 5*time.Millisecond, "what -worst-seconds counts as slow")
 	flag.Parse()
 	if *target == "" {
 		fmt.Fprintln(os.Stderr, "loadgen: -url is required")
@@ -141,6 +143,7 @@ func main() {
 	end := start.Add(time.Duration(*seconds * float64(time.Second)))
 	var mu sync.Mutex
 	var latencies []float64
+	slowBySecond := map[int64]int{} // unix second a slow request was due -> how many
 	ok, failed, timedOut := 0, 0, 0
 	var firstErr error
 	var wg sync.WaitGroup
@@ -153,6 +156,7 @@ func main() {
 			rng := rand.New(rand.NewSource(int64(c) + 1))
 			local := make([]float64, 0, int(*rate**seconds/float64(*conns))+1)
 			lok, lfailed, ltimed := 0, 0, 0
+			lslow := map[int64]int{}
 			var lerr error
 			request := make([]byte, 0, 256)
 			// Connections start spread over one interval, so the rate is even.
@@ -173,6 +177,9 @@ func main() {
 				default:
 					lfailed++
 				}
+				if took := time.Since(due); err != nil || took > *slow {
+					lslow[due.Unix()]++
+				}
 				if err != nil && lerr == nil {
 					lerr = err
 				}
@@ -184,6 +191,9 @@ func main() {
 			if firstErr == nil {
 				firstErr = lerr
 			}
+			for second, n := range lslow {
+				slowBySecond[second] += n
+			}
 			mu.Unlock()
 		}(c)
 	}
@@ -192,6 +202,18 @@ func main() {
 		fmt.Fprintf(os.Stderr, "loadgen: first error: %v\n", firstErr)
 	}
 	sort.Float64s(latencies)
+	type slowSecond struct {
+		At   int64 `json:"unix_s"`
+		Slow int   `json:"slow"`
+	}
+	worstSeconds := make([]slowSecond, 0, len(slowBySecond))
+	for at, n := range slowBySecond {
+		worstSeconds = append(worstSeconds, slowSecond{at, n})
+	}
+	sort.Slice(worstSeconds, func(i, j int) bool { return worstSeconds[i].Slow > worstSeconds[j].Slow })
+	if len(worstSeconds) > *worst {
+		worstSeconds = worstSeconds[:*worst]
+	}
 	pct := func(p float64) float64 {
 		if len(latencies) == 0 {
 			return 0
@@ -201,6 +223,6 @@ func main() {
 	}
 	json.NewEncoder(os.Stdout).Encode(map[string]any{
 		"ok": ok, "failed": failed, "timed_out": timedOut,
-		"p50_ms": pct(50), "p99_ms": pct(99), "max_ms": pct(100),
+		"p50_ms": pct(50), "p99_ms": pct(99), "max_ms": pct(100), "worst_seconds": worstSeconds,
 	})
 }
