@@ -75,7 +75,7 @@ end
 return written
 """
 SCRIPT_SHA = hashlib.sha1(WRITE_IF_NEWER).hexdigest().encode()
-KEYS_PER_CALL = 200  # one call blocks other clients for about 1 ms (see above)
+KEYS_PER_CALL = 200  # alone, one call blocks other clients for about 1 ms (the stream's writer: [sink] keys_per_call)
 
 
 class OnlineWriteError(RuntimeError):

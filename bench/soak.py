@@ -16,8 +16,8 @@ Goals (issue 7): zero errors, p99 within the feature API's 5 ms each minute, mem
 minute's RSS within `--memory-slack` of the second minute's, per process), and the stream keeping
 up: each minute's worst freshness (wall clock minus the newest as_of the writer has put in Redis,
 sampled twice a second; the events are stamped with the time they are sent) within the view's
-freshness budget. `--stream-nice` runs the Flink job and its writer at that Unix nice
-(`[flink] nice`, `[sink] nice`): on one machine the API's requests go first and the stream takes
+freshness budget. `--stream-nice` runs the Flink job, its writer and the Kafka broker at that Unix
+nice (`[flink] nice`, `[sink] nice`, `[kafka] nice`): on one machine the API's requests go first and the stream takes
 the CPU left over, which the freshness goal holds to account.
 """
 from __future__ import annotations
@@ -307,7 +307,7 @@ def main() -> int:
     parser.add_argument("--warmup-s", type=float, default=60,
                         help="load (stream and requests) before the measured minutes, printed apart (default 60)")
     parser.add_argument("--stream-nice", type=int, default=0,
-                        help="the Flink job's and the writer's Unix nice, 0-19 (default 0: equal priority)")
+                        help="the Flink job's, the writer's and the Kafka broker's Unix nice, 0-19 (default 0: equal priority)")
     parser.add_argument("--memory-slack", type=float, default=0.10,
                         help="allowed RSS growth from minute 2 to the last, per process (default 0.10)")
     args = parser.parse_args()
@@ -318,7 +318,8 @@ def main() -> int:
     env = {"TESSERA_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:32092", "TESSERA_KAFKA__CONTROLLER_PORT": "32093",
            "TESSERA_REDIS__PORT": "32094", "TESSERA_PATHS__STATE_DIR": str(state / "state"),
            "TESSERA_PATHS__DATA_DIR": str(state / "data"), "TESSERA_PATHS__JAR_DIR": str(ROOT / ".cache" / "jars"),
-           "TESSERA_FLINK__NICE": str(args.stream_nice), "TESSERA_SINK__NICE": str(args.stream_nice)}
+           "TESSERA_FLINK__NICE": str(args.stream_nice), "TESSERA_SINK__NICE": str(args.stream_nice),
+           "TESSERA_KAFKA__NICE": str(args.stream_nice)}
     os.environ.update(env)
     settings = load_settings(ROOT / "tessera.toml")
     from tessera.services.kafka_broker import KafkaBroker

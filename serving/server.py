@@ -11,6 +11,7 @@ the workers one by one without dropping the socket.
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import os
 import shutil
@@ -41,9 +42,31 @@ def _log_config(level: str) -> dict:
     return config
 
 
+def _on_tmpfs(path: Path) -> bool:
+    """Whether `path` is a tmpfs mount point (from /proc/mounts; False where there is none)."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return False
+    return any(len(f) > 2 and f[1] == str(path) and f[2] == "tmpfs" for f in (line.split() for line in mounts))
+
+
+def metrics_base(settings: Settings) -> Path:
+    """The folder for the workers' metrics files: [serving] metrics_dir, else a tmpfs folder of
+    this state directory's own (two tessera checkouts on one machine never share one), else
+    <state_dir>/serving."""
+    if settings.serving.metrics_dir is not None:
+        return settings.serving.metrics_dir
+    shm = Path("/dev/shm")
+    if _on_tmpfs(shm) and os.access(shm, os.W_OK):
+        digest = hashlib.sha1(str(settings.state_dir.resolve()).encode()).hexdigest()[:10]
+        return shm / f"tessera-{os.getuid()}-{digest}"
+    return settings.state_dir / "serving"
+
+
 def _fresh_metrics_dir(settings: Settings, port: int) -> Path:
     """Per-run: files left by an earlier run's workers would otherwise be summed into this one's."""
-    path = settings.state_dir / "serving" / f"metrics-{port}"
+    path = metrics_base(settings) / f"metrics-{port}"
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     return path

@@ -21,7 +21,7 @@ from feast.infra.online_stores.redis import RedisOnlineStore
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
-from batch.online_bulk_writer import (KEYS_PER_CALL, BulkConnection, OnlineWriteError, ViewEncoding, encode,
+from batch.online_bulk_writer import (BulkConnection, OnlineWriteError, ViewEncoding, encode,
                                       guarded_calls, view_encoding)
 from streaming.aggregator import FeatureRow
 from tessera.config import Settings
@@ -117,7 +117,8 @@ class OnlineOfflineWriter:
             values = [r.values.get(f.name) for r in newest]
             columns[f.name] = pa.array([None if v is None else cast(v) for v in values], _ARROW_TYPES[f.dtype])
         encoding = self.encodings[view.name]
-        calls = guarded_calls(encoding, encode(encoding, ids, micros, pa.table(columns)), KEYS_PER_CALL)
+        calls = guarded_calls(encoding, encode(encoding, ids, micros, pa.table(columns)),
+                               self.settings.sink.keys_per_call)
         try:
             if self._connection is None:
                 self._connection = BulkConnection(self.settings, timeout_s=10.0)

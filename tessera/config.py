@@ -40,6 +40,9 @@ class KafkaSettings(BaseModel):
     features_topic: str = "tessera.features"      # rows from the Flink job to the online-store writer
     partitions: int = 2
     heap: str = "512m"
+    # The local broker's CPU priority (Unix nice, 0 to 19), as [flink] nice: its JIT compiler and
+    # collector come in bursts that, at equal priority, a feature API on the same machine waits behind.
+    nice: int = Field(default=0, ge=0, le=19)
     # librdkafka options passed through to every client, e.g. {"security.protocol": "SASL_SSL",
     # "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": ..., "sasl.password": ..., "ssl.ca.location": ...}.
     # The Flink job's Java clients get the same, translated (tessera/kafka_clients.py).
@@ -188,6 +191,10 @@ class SinkSettings(BaseModel):
     online_writer: Literal["bulk", "feast"] = "bulk"
     batch_rows: int = 5_000
     batch_ms: int = 100
+    # Keys per Redis script call of the bulk writer. Redis serves no one else while a call runs: under
+    # load a 200-key call held it 2.7 ms at the median and up to 18 ms (its SLOWLOG), each a stall for
+    # every feature API request; `tessera materialize`, which has no readers to spare, sends 200.
+    keys_per_call: int = Field(default=50, ge=1, le=10_000)
     archive_batch_events: int = 200_000
     archive_batch_ms: int = 10_000
     # The writer's CPU priority (Unix nice, 0 to 19), as [flink] nice for the job.
@@ -222,6 +229,10 @@ class ServingSettings(BaseModel):
     max_batch_ids: int = 1000
     registry_poll_ms: int = 500
     graceful_shutdown_s: float = 10.0
+    # Where the workers keep their Prometheus samples: memory-mapped files written on every request.
+    # None: a tmpfs (/dev/shm) when there is one, else <state_dir>/serving. On a journaled disk a
+    # write into a page that writeback has just cleaned waits for the journal, stalling a worker.
+    metrics_dir: Path | None = None
 
 
 class FeastSettings(BaseModel):

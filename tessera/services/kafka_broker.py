@@ -149,7 +149,7 @@ class KafkaBroker:
                 raise ServiceError(f"port {taken} is taken by something tessera did not start; stop it or set "
                                    f"TESSERA_KAFKA__BOOTSTRAP_SERVERS / TESSERA_KAFKA__CONTROLLER_PORT")
         props, jvm = self._prepare()
-        pid = self.process.start([*jvm, "kafka.Kafka", str(props)], cwd=self.home)
+        pid = self.process.start([*jvm, "kafka.Kafka", str(props)], cwd=self.home, nice=self.settings.kafka.nice)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.pid() is None:

@@ -1,9 +1,11 @@
 """`tessera services up` twice is harmless; `down` leaves no process of ours behind."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from tests.stack import own_base_port, run_tessera, settings_for, stack_env
+from tessera.services.kafka_broker import KafkaBroker
 from tessera.services.process import port_open
 
 
@@ -24,7 +26,7 @@ def _our_pids(state_dir: Path) -> list[int]:
 
 def test_up_twice_then_down(tmp_path: Path) -> None:
     base = own_base_port()
-    env = stack_env(tmp_path, base_port=base)
+    env = stack_env(tmp_path, base_port=base) | {"TESSERA_KAFKA__NICE": "3"}
     try:
         _up_twice_then_down(env, ports=(base, base + 1, base + 2))
     finally:  # a failure part-way must not leave a service on these ports for the next run
@@ -38,6 +40,11 @@ def _up_twice_then_down(env: dict[str, str], ports: tuple[int, ...]) -> None:
     assert "started" in first.stdout
     pids = sorted(int(f.read_text().split()[0]) for f in (settings.state_dir / "run").glob("*.pid"))
     assert len(pids) == 2
+    broker = KafkaBroker(settings).process.pid()
+    assert broker is not None and os.getpriority(os.PRIO_PROCESS, broker) == 3, "[kafka] nice reaches the broker"
+    autogroup = Path(f"/proc/{broker}/autogroup")
+    if autogroup.exists():  # under autogroup scheduling its session's group is what ranks it
+        assert autogroup.read_text().split()[-1] == "3"
 
     second = run_tessera(env, "services", "up")
     assert second.returncode == 0, second.stderr

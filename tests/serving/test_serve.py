@@ -15,6 +15,7 @@ import pytest
 
 from tests.serving.stack import (ServingStack, apply_registry, free_port, make_settings, probe_service,
                                  start_serve, subprocess_env)
+from serving.server import metrics_base
 from tessera.config import Settings
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def test_serves_features_from_both_workers(served) -> None:
     line = next(l for l in metrics.splitlines()
                 if l.startswith('tessera_api_requests_total{method="GET",route="/features/{entity}/{entity_id}",status="200"}'))
     assert float(line.split()[-1]) == 40.0  # summed over the workers' files
-    files = list((settings.state_dir / "serving").glob("metrics-*/*.db"))
+    files = list(metrics_base(settings).glob("metrics-*/*.db"))
     assert len({f.stem.rsplit("_", 1)[-1] for f in files}) >= 2, "one metrics file set per worker"
 
 
@@ -117,6 +118,6 @@ def test_sigterm_shuts_down_cleanly(served) -> None:
     assert process.wait(timeout=30) == 0
     log = (settings.state_dir / "serve.log").read_text()
     assert log.count("Application shutdown complete") == 2, log
-    assert not list((settings.state_dir / "serving").glob("metrics-*")), "the run's metrics files are removed"
+    assert not list(metrics_base(settings).glob("metrics-*")), "the run's metrics files are removed"
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{base}/health", timeout=1)

@@ -63,6 +63,7 @@ def test_bulk_writer_leaves_redis_exactly_as_feasts_writer_does(tmp_path: Path) 
         for db, mode in ((1, "feast"), (2, "bulk")):
             copy = settings.model_copy(deep=True)
             copy.redis.db, copy.sink.online_writer = db, mode
+            copy.sink.keys_per_call = 7  # many calls, and a short last one
             writer = OnlineOfflineWriter(copy, definitions)
             for n, batch in enumerate(_batches(definitions)):
                 assert writer.write(batch, f"{mode}-{n}") == len(batch)
@@ -70,6 +71,8 @@ def test_bulk_writer_leaves_redis_exactly_as_feasts_writer_does(tmp_path: Path) 
             client = redis.Redis(host=copy.redis.host, port=copy.redis.port, db=db)
             dumps[mode] = {key: client.hgetall(key) for key in client.scan_iter(count=1_000)}
         assert len(dumps["feast"]) >= 250
+        script_calls = client.info("commandstats")["cmdstat_evalsha"]["calls"]
+        assert script_calls >= len(dumps["bulk"]) / 7, "[sink] keys_per_call bounds each script call"
         assert dumps["bulk"] == dumps["feast"]
     finally:
         server.stop()
