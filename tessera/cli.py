@@ -277,8 +277,13 @@ def cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
     for name, proc in control.processes(settings).items():
         pid = proc.pid()
         print(f"{name:<12} {'running, pid ' + str(pid) if pid else 'not running'}")
-    for lag in control.lags(settings):
-        print(f"{lag.group:<16} {lag.topic:<18} committed {lag.committed:,} of {lag.end:,} (behind {lag.behind:,})")
+    from confluent_kafka import KafkaException
+
+    try:
+        for lag in control.lags(settings):
+            print(f"{lag.group:<16} {lag.topic:<18} committed {lag.committed:,} of {lag.end:,} (behind {lag.behind:,})")
+    except KafkaException as err:  # the processes' state above stands; only the lag is unknown
+        _log(f"consumer lag unknown: Kafka at {settings.kafka.bootstrap_servers} does not answer ({err.args[0].str()})")
     return 0
 
 
