@@ -25,7 +25,7 @@ from tessera.kafka_io import produce
 from tessera.online_rows import read_online_rows
 from tessera.services.redis_server import redis_client
 from tests.stack import run_tessera, settings_for
-from tests.streaming.waits import wait_archived, wait_caught_up
+from tests.streaming.waits import wait_archived, wait_caught_up, wait_topic_holds
 
 START = int(datetime(2026, 4, 1, tzinfo=timezone.utc).timestamp() * 1000)
 RATE = 10.0  # events per second of event time
@@ -135,6 +135,7 @@ def test_late_event_mismatches_are_reported_as_late(on_time: list[Message], pari
     produce(parity_settings, [later])
     wait_caught_up(parity_settings)
     wait_archived(parity_settings, _event_ids(on_time) | _event_ids(later))
+    wait_topic_holds(parity_settings, parity_settings.kafka.late_topic, len(late))
     done, report = _parity(parity_env, tmp_path, "--threshold", "0.5")
     assert report["late_events"] == len(late)
     differences = [d for v in report["views"] for d in v["worst"]]
