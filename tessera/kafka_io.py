@@ -109,25 +109,38 @@ class RatePacer:
 
 
 def read_topic(settings: Settings, topic: str, timeout_s: float = 30.0) -> list[bytes]:
-    """Every message a topic holds now, under a throwaway group that commits nothing."""
-    import uuid
-
+    """Every message a topic holds now. The partitions are assigned, not subscribed: a consumer
+    group's join (and the broker's initial rebalance delay) can eat a loaded machine's timeout."""
     from confluent_kafka import Consumer
 
-    expected = topic_message_counts(settings, [topic], timeout_s=min(timeout_s, 10.0))[topic]
-    if expected <= 0:
-        return []
-    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers,
-                         "group.id": f"tessera-read-{uuid.uuid4()}", "auto.offset.reset": "earliest",
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "tessera-inspect",
                          "enable.auto.commit": False, **settings.kafka.client_options})
-    consumer.subscribe([topic])
     out: list[bytes] = []
-    deadline = time.monotonic() + timeout_s
     try:
-        while len(out) < expected and time.monotonic() < deadline:
-            out += [m.value() for m in consumer.consume(1000, timeout=0.5) if m.error() is None]
+        meta = consumer.list_topics(topic, timeout=min(timeout_s, 10.0)).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return []
+        ends: dict[int, int] = {}
+        starts: list[TopicPartition] = []
+        for partition in meta.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=min(timeout_s, 10.0))
+            if high > low:
+                ends[partition] = high
+                starts.append(TopicPartition(topic, partition, low))
+        if not starts:
+            return []
+        consumer.assign(starts)
+        deadline = time.monotonic() + timeout_s
+        while ends and time.monotonic() < deadline:
+            for m in consumer.consume(1000, timeout=0.5):
+                if m.error() is not None or m.partition() not in ends:
+                    continue
+                out.append(m.value())
+                if m.offset() + 1 >= ends[m.partition()]:
+                    del ends[m.partition()]
     finally:
         consumer.close()
-    if len(out) < expected:
-        raise KafkaException(f"read {len(out)} of {expected} messages of {topic} in {timeout_s:.0f} s")
+    if ends:
+        raise KafkaException(f"read {len(out)} messages of {topic} in {timeout_s:.0f} s, and partitions "
+                             f"{sorted(ends)} not to their end")
     return out

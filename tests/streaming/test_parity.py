@@ -137,7 +137,7 @@ def test_late_event_mismatches_are_reported_as_late(on_time: list[Message], pari
     wait_archived(parity_settings, _event_ids(on_time) | _event_ids(later))
     wait_topic_holds(parity_settings, parity_settings.kafka.late_topic, len(late))
     done, report = _parity(parity_env, tmp_path, "--threshold", "0.5")
-    assert report["late_events"] == len(late)
+    assert report["late_events"] == len(late), done.stderr[-2000:]
     differences = [d for v in report["views"] for d in v["worst"]]
     late_ones = [d for d in differences if d["reason"] == "late_event"]
     assert late_ones, "no mismatch was attributed to the late events"

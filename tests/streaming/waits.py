@@ -5,6 +5,7 @@ import time
 
 from streaming import control
 from tessera.config import Settings
+from tessera.kafka_io import topic_message_counts
 from tessera.raw_history import read_history
 
 
@@ -37,21 +38,10 @@ def wait_archived(settings: Settings, event_ids: set[str], timeout_s: float = 60
 def wait_topic_holds(settings: Settings, topic: str, count: int, timeout_s: float = 60) -> None:
     """Until `topic` holds at least `count` messages: the job's side outputs (late events) reach
     Kafka when its sinks flush, at the next checkpoint, which can be after its offsets are committed."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "tests-wait",
-                         **settings.kafka.client_options})
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
-            held = 0
-            if meta is not None and meta.error is None:
-                held = sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                           for p in meta.partitions)
-            if held >= count:
-                return
-            assert time.monotonic() < deadline, f"{topic} holds {held} messages, not {count}, after {timeout_s} s"
-            time.sleep(1)
-    finally:
-        consumer.close()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        held = topic_message_counts(settings, [topic])[topic]  # -1 while the topic does not exist
+        if held >= count:
+            return
+        assert time.monotonic() < deadline, f"{topic} holds {held} messages, not {count}, after {timeout_s} s"
+        time.sleep(1)
