@@ -46,6 +46,8 @@ sys.path.insert(0, str(ROOT))
 # of sys.path when it is imported.
 from streaming import control  # noqa: E402
 from bench.feature_api import Server, http_request  # noqa: E402
+from bench import jvm_heap  # noqa: E402
+from bench.jvm_heap import HeapSample  # noqa: E402
 from bench.loadgen import HttpConn, fixed_rate, run  # noqa: E402
 from bench.streaming import tessera as tessera_cli  # noqa: E402
 from tessera.config import load_settings  # noqa: E402
@@ -68,6 +70,7 @@ class Minute:
     worst_freshness_ms: float
     rss_mb: dict[str, float] = field(default_factory=dict)
     cores: dict[str, float] = field(default_factory=dict)  # CPU seconds per second over the minute
+    heap: HeapSample | None = None  # the Flink JVM's, at the minute's end: its RSS stays flat as the heap fills
 
 
 def tree_rss_mb(pid: int | None) -> float:
@@ -372,6 +375,8 @@ def main() -> int:
         print(f"{'min':>3} {'ok':>8} {'errors':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>8} {'events':>9} "
               f"{'job behind':>10} {'fresh ms':>8}  RSS MB / cores " + " ".join(f"{n:>14}" for n in pids), flush=True)
         cpu_before = {n: cpu_s(n, pid) for n, pid in pids.items()}
+        flink_jvm = jvm_heap.java_pid(pids["flink job"])
+        heap_before = jvm_heap.sample(flink_jvm)
         freshness.take_worst_ms()  # the warm-up's samples are not counted
         for i in range(1, args.minutes + 1):
             produced_before = pump.produced
@@ -389,11 +394,18 @@ def main() -> int:
                             {n: tree_rss_mb(pid) for n, pid in pids.items()},
                             {n: (cpu_now[n] - cpu_before[n]) / elapsed for n in pids})
             cpu_before = cpu_now
+            minute.heap = jvm_heap.sample(flink_jvm)
             minutes.append(minute)
             print(f"{i:>3} {minute.ok:>8,} {minute.errors:>6,} {minute.p50_ms:>7.2f} {minute.p99_ms:>7.2f} "
                   f"{minute.max_ms:>8.1f} {minute.produced:>9,} {minute.job_behind:>10,} {minute.worst_freshness_ms:>8,.0f}"
                   "                 "
                   + " ".join(f"{minute.rss_mb[n]:>7,.0f}/{minute.cores[n]:>5.2f}c" for n in pids), flush=True)
+            if minute.heap is not None and heap_before is not None:
+                print(f"      flink heap: old generation {minute.heap.old_used_mb:,.0f} of "
+                      f"{minute.heap.old_capacity_mb:,.0f} MB; {minute.heap.gc_s - heap_before.gc_s:.1f} s in "
+                      f"{minute.heap.young_gcs - heap_before.young_gcs} young and "
+                      f"{minute.heap.full_gcs - heap_before.full_gcs} full collections this minute", flush=True)
+                heap_before = minute.heap
             if getattr(result, "worst_seconds", None):
                 print("      most requests over the p99 goal in: "
                       + ", ".join(f"{at} ({n:,})" for at, n in result.worst_seconds), flush=True)
@@ -438,6 +450,11 @@ def report(minutes: list[Minute], args: argparse.Namespace, budget_ms: int) -> i
             flat &= ok
             print(f"memory {name:<9} {base.rss_mb[name]:>8,.0f} MB at minute 2 -> {last.rss_mb[name]:>8,.0f} MB "
                   f"at minute {last.index} ({growth:+.1%}{'' if ok else ', NOT flat'})")
+    heaps = [m.heap for m in minutes if m.heap is not None]
+    if len(heaps) >= 2:  # not a goal of its own: the old generation holds garbage until a full collection
+        print(f"flink heap: old generation {heaps[0].old_used_mb:,.0f} -> {heaps[-1].old_used_mb:,.0f} MB of "
+              f"{heaps[-1].old_capacity_mb:,.0f}; {heaps[-1].full_gcs - heaps[0].full_gcs} full collections, "
+              f"{heaps[-1].gc_s - heaps[0].gc_s:.1f} s in collections from minute {minutes[0].index} to {minutes[-1].index}")
     return 0 if errors == 0 and worst_p99 <= P99_GOAL_MS and flat and fresh else 1
 
 

@@ -1,0 +1,60 @@
+"""A JVM's heap and collector figures (`jstat -gc`), for benchmarks that must tell a heap filling
+up from a process whose RSS is flat only because its heap was committed and touched at start."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+import psutil
+
+
+@dataclass(frozen=True)
+class HeapSample:
+    old_used_mb: float
+    old_capacity_mb: float
+    young_gcs: int
+    full_gcs: int
+    gc_s: float  # wall time in collections since the JVM started
+
+
+def java_pid(root: int | None) -> int | None:
+    """The first `java` process in root's tree (PyFlink's launcher starts the mini-cluster's JVM)."""
+    if root is None:
+        return None
+    try:
+        proc = psutil.Process(root)
+        for p in [proc, *proc.children(recursive=True)]:
+            if p.name() == "java":
+                return p.pid
+    except psutil.NoSuchProcess:
+        pass
+    return None
+
+
+def parse_jstat_gc(text: str) -> HeapSample:
+    """`jstat -gc` prints a header line and a value line; columns in KB, counts, seconds."""
+    header, values = (line.split() for line in text.strip().splitlines()[-2:])
+    row = dict(zip(header, values))
+
+    def num(name: str) -> float:
+        value = row.get(name, "-")
+        return 0.0 if value == "-" else float(value)
+    return HeapSample(num("OU") / 1024, num("OC") / 1024, int(num("YGC")), int(num("FGC")), num("GCT"))
+
+
+def sample(pid: int | None) -> HeapSample | None:
+    """None when there is no JVM, no jstat, or it does not answer within 5 s."""
+    jstat = shutil.which("jstat")
+    if pid is None or jstat is None:
+        return None
+    try:
+        done = subprocess.run([jstat, "-gc", str(pid)], capture_output=True, text=True, timeout=5)
+    except subprocess.TimeoutExpired:
+        return None
+    if done.returncode != 0:
+        return None
+    try:
+        return parse_jstat_gc(done.stdout)
+    except (ValueError, StopIteration):
+        return None
