@@ -164,18 +164,28 @@ class KafkaBroker:
         raise ServiceError(f"Kafka did not answer within {timeout_s:.0f} s; log {self.process.log_file}:\n"
                            f"{tail(self.process.log_file)}")
 
+    def topic_configs(self) -> dict[str, dict[str, str]]:
+        """The configs our topics need, by topic."""
+        k = self.settings.kafka
+        # The job's records carry event time as their Kafka timestamp, and retention goes by it: a
+        # replay of events older than retention.ms (7 days) would see its feature rows, late events
+        # and dead letters deleted at the broker's next retention check, before anyone read them.
+        # The broker's append time makes retention count from when the job wrote them.
+        appended = {"message.timestamp.type": "LogAppendTime"}
+        # Dead letters carry the original base64-encoded: a third larger than the largest message.
+        return {k.dlq_topic: {**appended, "max.message.bytes": str(k.dlq_max_message_bytes)},
+                k.late_topic: appended, k.features_topic: appended}
+
     def ensure_topics(self) -> None:
         k = self.settings.kafka
         admin = kafka_admin(self.settings)
         existing = admin.list_topics(timeout=10).topics
         # Feature rows go through one partition: the writer must apply a key's rows in order.
         partitions = {k.topic: k.partitions, k.dlq_topic: k.partitions, k.late_topic: 1, k.features_topic: 1}
-        # Dead letters carry the original base64-encoded: a third larger than the largest message.
-        configs = {k.dlq_topic: {"max.message.bytes": str(k.dlq_max_message_bytes)}}
+        configs = self.topic_configs()
         wanted = [NewTopic(t, num_partitions=n, replication_factor=1, config=configs.get(t, {}))
                   for t, n in partitions.items() if t not in existing]
-        if k.dlq_topic in existing:
-            self._raise_dlq_limit(admin)
+        self._apply_configs(admin, {t: c for t, c in configs.items() if t in existing})
         if not wanted:
             return
         for topic, future in admin.create_topics(wanted, operation_timeout=30).items():
@@ -185,20 +195,22 @@ class KafkaBroker:
                 if "TOPIC_ALREADY_EXISTS" not in str(err):
                     raise ServiceError(f"creating topic {topic} failed: {err}") from err
 
-    def _raise_dlq_limit(self, admin: AdminClient) -> None:
-        """A DLQ topic made before the limit was set (an older stack) gets it too; where the
-        cluster does not let us (no ALTER right), say so and carry on."""
-        k = self.settings.kafka
-        entry = ConfigEntry("max.message.bytes", str(k.dlq_max_message_bytes),
-                            incremental_operation=AlterConfigOpType.SET)
-        resource = ConfigResource(ConfigResource.Type.TOPIC, k.dlq_topic, incremental_configs=[entry])
+    def _apply_configs(self, admin: AdminClient, configs: dict[str, dict[str, str]]) -> None:
+        """Topics made before a config was set (an older stack) get it too; where the cluster does
+        not let us (no ALTER right), say so and carry on."""
+        resources = [ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+                         ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+                         for name, value in entries.items()])
+                     for topic, entries in configs.items()]
+        if not resources:
+            return
         try:
-            for future in admin.incremental_alter_configs([resource]).values():
+            for future in admin.incremental_alter_configs(resources).values():
                 future.result(timeout=30)
         except KafkaException as err:
             logging.getLogger("tessera.kafka").warning(
-                "could not set max.message.bytes=%s on %s (%s): dead letters of messages near the broker's "
-                "size limit may not fit", k.dlq_max_message_bytes, k.dlq_topic, err)
+                "could not set %s (%s): dead letters near the broker's size limit may not fit, and output "
+                "records stamped with old event times may be deleted by retention early", configs, err)
 
     def stop(self) -> str:
         return "stopped" if self.process.stop(timeout_s=30) else "not running (nothing of ours to stop)"
