@@ -189,7 +189,7 @@ class GoLoad:
     def __init__(self, binary: Path, port: int, users: int, rps: float, seconds: float) -> None:
         done = subprocess.run([str(binary), "-url", f"http://127.0.0.1:{port}/features/user/%d?feature_service=ads_ranking",
                                "-ids", str(users), "-rate", str(rps), "-seconds", str(seconds),
-                               "-worst-seconds", "5", "-slow", f"{P99_GOAL_MS}ms"],
+                               "-worst-seconds", os.environ.get("SOAK_WORST", "5"), "-slow", f"{P99_GOAL_MS}ms"],
                               capture_output=True, text=True, check=True)
         figures = json.loads(done.stdout)
         self.ok, self.failed, self.timed_out = figures["ok"], figures["failed"], figures["timed_out"]

@@ -91,15 +91,17 @@ def python_replay(plans: list[ViewPlan], events: list[dict[str, Any]]) -> list[s
     return out
 
 
-@pytest.mark.parametrize("forget_at_lateness", [False, True])
-def test_jvm_rows_equal_python_rows(tmp_path: Path, forget_at_lateness: bool) -> None:
+@pytest.mark.parametrize("forget_at_lateness,through_state", [(False, False), (True, False), (True, True)])
+def test_jvm_rows_equal_python_rows(tmp_path: Path, forget_at_lateness: bool, through_state: bool) -> None:
+    """through_state: the JVM's state goes through its checkpoint serializer and copy-on-write copy
+    after every event, and must come back the same."""
     plans = [replace(ViewPlan.compile(v), forget_at_lateness=forget_at_lateness)
              for v in load_definitions(ROOT / "feature_repo").streaming_views()]
     events = _events(12_000)  # about 1.1 h of event time: every window decays at least once
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(plans_to_json(plans))
     lines = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in events)
-    jvm = run_main("Replay", [str(plan_file)], lines)
+    jvm = run_main("Replay", [str(plan_file), *(["--through-state"] if through_state else [])], lines)
     python = python_replay(plans, events)
     assert sum(line.startswith("late ") for line in python) > 100
     assert any('"impressions_1h":0,' in line for line in python), "no window decayed to 0"

@@ -17,17 +17,28 @@ import java.util.TreeMap;
  */
 public final class KeyAggregator {
 
-    /** Counts and sums of one bucket or one window's totals, by slot index (a slot uses one of the two). */
+    /**
+     * Counts and sums of one bucket or one window's totals, by slot index (a slot uses one of the two).
+     * Only sum slots have an {@link Exact}; a window of counts alone has no sums array. Buckets are
+     * most of a job's heap (a key keeps one per minute of its longest window), and a count slot's
+     * unused Exact was two in five of its objects.
+     */
     public static final class Cells {
         final long[] counts;
-        final Exact[] sums;
+        final Exact[] sums;  // null, or null at each count slot
 
-        Cells(int n) {
-            counts = new long[n];
-            sums = new Exact[n];
-            for (int i = 0; i < n; i++) {
-                sums[i] = new Exact();
+        Cells(Plan.Slot[] slots) {
+            counts = new long[slots.length];
+            Exact[] s = null;
+            for (int i = 0; i < slots.length; i++) {
+                if (!slots[i].count) {
+                    if (s == null) {
+                        s = new Exact[slots.length];
+                    }
+                    s[i] = new Exact();
+                }
             }
+            sums = s;
         }
 
         Cells(long[] counts, Exact[] sums) {
@@ -35,10 +46,17 @@ public final class KeyAggregator {
             this.sums = sums;
         }
 
+        Exact sum(int i) {
+            return sums == null ? null : sums[i];
+        }
+
         Cells copy() {
+            if (sums == null) {
+                return new Cells(counts.clone(), null);
+            }
             Exact[] s = new Exact[sums.length];
             for (int i = 0; i < s.length; i++) {
-                s[i] = sums[i].copy();
+                s[i] = sums[i] == null ? null : sums[i].copy();
             }
             return new Cells(counts.clone(), s);
         }
@@ -76,11 +94,11 @@ public final class KeyAggregator {
             }
             Plan.Slot[] slots = plan.slots[w];
             if (totals[w] == null) {
-                totals[w] = new Cells(slots.length);
+                totals[w] = new Cells(slots);
             }
             Cells bucket = buckets[w].get(leave);
             if (bucket == null) {
-                bucket = new Cells(slots.length);
+                bucket = new Cells(slots);
                 buckets[w].put(leave, bucket);
                 fresh[nFresh++] = leave;
             }
@@ -124,7 +142,10 @@ public final class KeyAggregator {
                 Cells total = totals[w];
                 for (int i = 0; i < bucket.counts.length; i++) {
                     total.counts[i] -= bucket.counts[i];
-                    total.sums[i].subtract(bucket.sums[i]);
+                    Exact sum = bucket.sum(i);
+                    if (sum != null) {
+                        total.sums[i].subtract(sum);
+                    }
                 }
                 it.remove();
             }

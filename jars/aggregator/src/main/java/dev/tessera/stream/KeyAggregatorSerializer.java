@@ -158,8 +158,14 @@ public final class KeyAggregatorSerializer extends TypeSerializerSingleton<KeyAg
         out.writeInt(c.counts.length);
         for (int i = 0; i < c.counts.length; i++) {
             out.writeLong(c.counts[i]);
-            byte[] n = c.sums[i].n.toByteArray();
-            out.writeInt(c.sums[i].exp);
+            Exact sum = c.sum(i);
+            if (sum == null) {  // a count slot: no sum (an older state wrote a zero here)
+                out.writeInt(0);
+                out.writeInt(-1);
+                continue;
+            }
+            byte[] n = sum.n.toByteArray();
+            out.writeInt(sum.exp);
             out.writeInt(n.length);
             out.write(n);
         }
@@ -172,14 +178,20 @@ public final class KeyAggregatorSerializer extends TypeSerializerSingleton<KeyAg
         }
         long[] counts = new long[n];
         Exact[] sums = new Exact[n];
+        boolean anySum = false;
         for (int i = 0; i < n; i++) {
             counts[i] = in.readLong();
             int exp = in.readInt();
-            byte[] mantissa = new byte[in.readInt()];
+            int length = in.readInt();
+            if (length < 0) {
+                continue;
+            }
+            byte[] mantissa = new byte[length];
             in.readFully(mantissa);
             sums[i] = new Exact(new BigInteger(mantissa), exp);
+            anySum = true;
         }
-        return new KeyAggregator.Cells(counts, sums);
+        return new KeyAggregator.Cells(counts, anySum ? sums : null);
     }
 
     /** Restores the serializer from a checkpoint; the format byte in each value carries versioning. */

@@ -11,6 +11,8 @@ import java.util.HashMap;
 import java.util.Map;
 import java.util.TreeSet;
 
+import org.apache.flink.core.memory.DataInputDeserializer;
+import org.apache.flink.core.memory.DataOutputSerializer;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper;
 
@@ -21,7 +23,11 @@ import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMap
  * on stdout. Timers stand in for Flink's: the watermark is the newest clock - 1 after each event,
  * due timers fire in (time, key) order, and every remaining timer fires at the end of input.
  *
- *     java -cp tessera-aggregator.jar:flink-dist.jar dev.tessera.stream.Replay plan.json < events.jsonl
+ *     java -cp tessera-aggregator.jar:flink-dist.jar dev.tessera.stream.Replay plan.json [--through-state] < events.jsonl
+ *
+ * With --through-state each key's aggregates go through KeyAggregatorSerializer after every event,
+ * as a checkpoint and a restore would take them, and through its copy(), as the heap backend's
+ * copy-on-write does: the rows must not change.
  */
 public final class Replay {
     private Replay() {
@@ -29,6 +35,7 @@ public final class Replay {
 
     public static void main(String[] args) throws Exception {
         Plan[] plans = Plan.parseAll(Files.readString(Path.of(args[0])));
+        boolean throughState = args.length > 1 && args[1].equals("--through-state");
         ObjectMapper json = new ObjectMapper();
         Map<String, KeyAggregator> state = new HashMap<>();
         TreeSet<Object[]> timers = new TreeSet<>((a, b) -> {
@@ -55,6 +62,10 @@ public final class Replay {
                 }
                 String stateKey = plan.view + ":" + key;
                 KeyAggregator agg = state.computeIfAbsent(stateKey, k -> new KeyAggregator(plan.windows.length));
+                if (throughState) {
+                    agg = roundTrip(agg);
+                    state.put(stateKey, agg);
+                }
                 long[][] fresh = new long[1][];
                 if (!agg.onEvent(plan, e, fresh)) {
                     continue;
@@ -70,6 +81,13 @@ public final class Replay {
         }
         fire(plans, state, timers, Long.MAX_VALUE, out);
         out.flush();
+    }
+
+    private static KeyAggregator roundTrip(KeyAggregator agg) throws java.io.IOException {
+        DataOutputSerializer out = new DataOutputSerializer(256);
+        KeyAggregatorSerializer.INSTANCE.serialize(agg, out);
+        DataInputDeserializer in = new DataInputDeserializer(out.getSharedBuffer(), 0, out.length());
+        return KeyAggregatorSerializer.INSTANCE.copy(KeyAggregatorSerializer.INSTANCE.deserialize(in));
     }
 
     private static void fire(Plan[] plans, Map<String, KeyAggregator> state, TreeSet<Object[]> timers, long until,
