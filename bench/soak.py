@@ -186,13 +186,14 @@ class GoLoad:
     """One fixed-rate run of bench/loadgen_go (same open-loop rules as bench/loadgen.py), with the
     attributes of bench.loadgen.Result that the soak reads."""
 
-    def __init__(self, binary: Path, port: int, users: int, rps: float, seconds: float) -> None:
+    def __init__(self, binary: Path, port: int, users: int, rps: float, seconds: float, worst: int = 5) -> None:
         done = subprocess.run([str(binary), "-url", f"http://127.0.0.1:{port}/features/user/%d?feature_service=ads_ranking",
                                "-ids", str(users), "-rate", str(rps), "-seconds", str(seconds),
-                               "-worst-seconds", os.environ.get("SOAK_WORST", "5"), "-slow", f"{P99_GOAL_MS}ms"],
+                               "-worst-seconds", str(worst), "-slow", f"{P99_GOAL_MS}ms"],
                               capture_output=True, text=True, check=True)
         figures = json.loads(done.stdout)
         self.ok, self.failed, self.timed_out = figures["ok"], figures["failed"], figures["timed_out"]
+        self.first_error = done.stderr.strip().splitlines()[-1] if self.failed + self.timed_out else ""
         self._ms = {50: figures["p50_ms"], 99: figures["p99_ms"], 100: figures["max_ms"]}
         # When the slow requests came: seconds past the minute tell a minute-boundary burst from noise.
         self.worst_seconds = [(time.strftime("%H:%M:%S", time.localtime(w["unix_s"])), w["slow"])
@@ -312,6 +313,9 @@ def main() -> int:
                         help="load (stream and requests) before the measured minutes, printed apart (default 60)")
     parser.add_argument("--stream-nice", type=int, default=0,
                         help="the Flink job's, the writer's and the Kafka broker's Unix nice, 0-19 (default 0: equal priority)")
+    parser.add_argument("--worst-seconds", type=int, default=5,
+                        help="each minute, list this many seconds with the most requests over the p99 goal "
+                             "(to line them up with GC or checkpoint logs; default 5)")
     parser.add_argument("--memory-slack", type=float, default=0.10,
                         help="allowed RSS growth from minute 2 to the last, per process (default 0.10)")
     args = parser.parse_args()
@@ -367,7 +371,7 @@ def main() -> int:
         def load(seconds: float) -> Any:
             if go_loadgen is None:
                 return run(fixed_rate("127.0.0.1", port, HttpConn, path_of, args.rps, seconds, warmup_s=0.0))
-            return GoLoad(go_loadgen, port, args.users, args.rps, seconds)
+            return GoLoad(go_loadgen, port, args.users, args.rps, seconds, args.worst_seconds)
         if args.warmup_s > 0:
             warm = load(args.warmup_s)
             print(f"warm-up {args.warmup_s:.0f} s (not counted): {warm.ok:,} ok, {warm.failed + warm.timed_out:,} "
@@ -406,6 +410,8 @@ def main() -> int:
                       f"{minute.heap.young_gcs - heap_before.young_gcs} young and "
                       f"{minute.heap.full_gcs - heap_before.full_gcs} full collections this minute", flush=True)
                 heap_before = minute.heap
+            if getattr(result, "first_error", ""):
+                print(f"      {result.first_error}", flush=True)
             if getattr(result, "worst_seconds", None):
                 print("      most requests over the p99 goal in: "
                       + ", ".join(f"{at} ({n:,})" for at, n in result.worst_seconds), flush=True)
