@@ -47,7 +47,6 @@ sys.path.insert(0, str(ROOT))
 from streaming import control  # noqa: E402
 from bench.feature_api import Server, http_request  # noqa: E402
 from bench import jvm_heap  # noqa: E402
-from bench.jvm_heap import HeapSample  # noqa: E402
 from bench.loadgen import HttpConn, fixed_rate, run  # noqa: E402
 from bench.streaming import tessera as tessera_cli  # noqa: E402
 from tessera.config import load_settings  # noqa: E402
@@ -70,7 +69,7 @@ class Minute:
     worst_freshness_ms: float
     rss_mb: dict[str, float] = field(default_factory=dict)
     cores: dict[str, float] = field(default_factory=dict)  # CPU seconds per second over the minute
-    heap: HeapSample | None = None  # the Flink JVM's, at the minute's end: its RSS stays flat as the heap fills
+    heap: jvm_heap.HeapSample | None = None  # the Flink JVM's, at the minute's end: its RSS stays flat as the heap fills
 
 
 def tree_rss_mb(pid: int | None) -> float:

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from confluent_kafka import KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from tessera.config import Settings
 from tessera.generator import Message
+
+if TYPE_CHECKING:
+    from confluent_kafka import Consumer
 
 
 @dataclass
@@ -70,26 +73,30 @@ def produce(settings: Settings, batches: Iterable[list[Message]], topic: str | N
     return report
 
 
-def topic_message_counts(settings: Settings, topics: list[str], timeout_s: float = 10.0) -> dict[str, int]:
-    """Messages each topic holds (high minus low watermark over its partitions)."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers, **settings.kafka.client_options})
-    metadata = admin.list_topics(timeout=timeout_s)
+def _inspector(settings: Settings) -> "Consumer":
+    """A consumer that only looks: it joins no group's work and commits nothing."""
     from confluent_kafka import Consumer
 
-    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "tessera-inspect",
-                         "enable.auto.commit": False, **settings.kafka.client_options})
+    return Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "tessera-inspect",
+                     "enable.auto.commit": False, **settings.kafka.client_options})
+
+
+def _offset_ranges(consumer: "Consumer", topic: str, partitions: Iterable[int],
+                   timeout_s: float) -> dict[int, tuple[int, int]]:
+    """Each partition's (low, high) watermark: the offsets of the messages it holds now."""
+    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s) for p in partitions}
+
+
+def topic_message_counts(settings: Settings, topics: list[str], timeout_s: float = 10.0) -> dict[str, int]:
+    """Messages each topic holds (high minus low watermark over its partitions); -1 for a missing topic."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers, **settings.kafka.client_options})
+    metadata = admin.list_topics(timeout=timeout_s)
+    consumer = _inspector(settings)
     try:
-        counts = {}
-        for topic in topics:
-            if topic not in metadata.topics:
-                counts[topic] = -1
-                continue
-            total = 0
-            for partition in metadata.topics[topic].partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)
-                total += high - low
-            counts[topic] = total
-        return counts
+        return {topic: sum(high - low for low, high in _offset_ranges(
+                    consumer, topic, metadata.topics[topic].partitions, timeout_s).values())
+                if topic in metadata.topics else -1
+                for topic in topics}
     finally:
         consumer.close()
 
@@ -111,25 +118,17 @@ class RatePacer:
 def read_topic(settings: Settings, topic: str, timeout_s: float = 30.0) -> list[bytes]:
     """Every message a topic holds now. The partitions are assigned, not subscribed: a consumer
     group's join (and the broker's initial rebalance delay) can eat a loaded machine's timeout."""
-    from confluent_kafka import Consumer
-
-    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "tessera-inspect",
-                         "enable.auto.commit": False, **settings.kafka.client_options})
+    consumer = _inspector(settings)
     out: list[bytes] = []
     try:
         meta = consumer.list_topics(topic, timeout=min(timeout_s, 10.0)).topics.get(topic)
         if meta is None or meta.error is not None:
             return []
-        ends: dict[int, int] = {}
-        starts: list[TopicPartition] = []
-        for partition in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=min(timeout_s, 10.0))
-            if high > low:
-                ends[partition] = high
-                starts.append(TopicPartition(topic, partition, low))
-        if not starts:
+        ranges = _offset_ranges(consumer, topic, meta.partitions, min(timeout_s, 10.0))
+        ends = {p: high for p, (low, high) in ranges.items() if high > low}
+        if not ends:
             return []
-        consumer.assign(starts)
+        consumer.assign([TopicPartition(topic, p, ranges[p][0]) for p in ends])
         deadline = time.monotonic() + timeout_s
         while ends and time.monotonic() < deadline:
             for m in consumer.consume(1000, timeout=0.5):
