@@ -47,9 +47,11 @@ sys.path.insert(0, str(ROOT))
 from streaming import control  # noqa: E402
 from bench.feature_api import Server, http_request  # noqa: E402
 from bench import jvm_heap  # noqa: E402
+from bench.cpu_stalls import StallProbe, StallReport, summary as stall_summary  # noqa: E402
 from bench.loadgen import HttpConn, fixed_rate, run  # noqa: E402
 from bench.streaming import tessera as tessera_cli  # noqa: E402
 from tessera.config import load_settings  # noqa: E402
+from tessera.services.cpu_priority import check_realtime, take_realtime  # noqa: E402
 
 P99_GOAL_MS = 5.0
 FRESHNESS_VIEW = "user_ad_activity"
@@ -185,18 +187,21 @@ class GoLoad:
     """One fixed-rate run of bench/loadgen_go (same open-loop rules as bench/loadgen.py), with the
     attributes of bench.loadgen.Result that the soak reads."""
 
-    def __init__(self, binary: Path, port: int, users: int, rps: float, seconds: float, worst: int = 5) -> None:
+    def __init__(self, binary: Path, port: int, users: int, rps: float, seconds: float, worst: int = 5,
+                 realtime: int = 0) -> None:
         done = subprocess.run([str(binary), "-url", f"http://127.0.0.1:{port}/features/user/%d?feature_service=ads_ranking",
                                "-ids", str(users), "-rate", str(rps), "-seconds", str(seconds),
                                "-worst-seconds", str(worst), "-slow", f"{P99_GOAL_MS}ms"],
-                              capture_output=True, text=True, check=True)
+                              capture_output=True, text=True, check=True,
+                              # The load generator stands in for callers on other machines: at the
+                              # request path's priority, so the stream does not delay it either.
+                              preexec_fn=(lambda: take_realtime(realtime, "--serving-priority")) if realtime else None)
         figures = json.loads(done.stdout)
         self.ok, self.failed, self.timed_out = figures["ok"], figures["failed"], figures["timed_out"]
         self.first_error = done.stderr.strip().splitlines()[-1] if self.failed + self.timed_out else ""
         self._ms = {50: figures["p50_ms"], 99: figures["p99_ms"], 100: figures["max_ms"]}
         # When the slow requests came: seconds past the minute tell a minute-boundary burst from noise.
-        self.worst_seconds = [(time.strftime("%H:%M:%S", time.localtime(w["unix_s"])), w["slow"])
-                              for w in figures["worst_seconds"]]
+        self.worst_seconds: list[tuple[int, int]] = [(w["unix_s"], w["slow"]) for w in figures["worst_seconds"]]
 
     def percentile_ms(self, p: int) -> float:
         return self._ms[p]
@@ -315,9 +320,20 @@ def main() -> int:
     parser.add_argument("--worst-seconds", type=int, default=5,
                         help="each minute, list this many seconds with the most requests over the p99 goal "
                              "(to line them up with GC or checkpoint logs; default 5)")
+    parser.add_argument("--serving-priority", type=int, default=0,
+                        help="SCHED_FIFO priority (1-99) of the request path: the API's workers ([serving] "
+                             "realtime_priority), Redis ([redis] realtime_priority) and the Go load generator, "
+                             "which stands in for callers on other machines (default 0: ordinary; needs root)")
+    parser.add_argument("--stall-probe", action=argparse.BooleanOptionalAction, default=True,
+                        help="run bench/cpu_stalls.py's FIFO-99 probe on each CPU and print, each minute and for "
+                             "each of the worst seconds, how long the CPUs were away (default on)")
     parser.add_argument("--memory-slack", type=float, default=0.10,
                         help="allowed RSS growth from minute 2 to the last, per process (default 0.10)")
     args = parser.parse_args()
+    if args.serving_priority:
+        check_realtime(args.serving_priority, "--serving-priority")  # a clear error now, not after the set-up
+        if args.loadgen != "go":
+            raise SystemExit("--serving-priority applies to the Go load generator only; drop --loadgen python")
     go_loadgen = build_go_loadgen() if args.loadgen == "go" else None
     if args.loadgen == "go" and go_loadgen is None:
         raise SystemExit("--loadgen go needs the Go toolchain (`go`); use --loadgen python")
@@ -326,7 +342,9 @@ def main() -> int:
            "TESSERA_REDIS__PORT": "32094", "TESSERA_PATHS__STATE_DIR": str(state / "state"),
            "TESSERA_PATHS__DATA_DIR": str(state / "data"), "TESSERA_PATHS__JAR_DIR": str(ROOT / ".cache" / "jars"),
            "TESSERA_FLINK__NICE": str(args.stream_nice), "TESSERA_SINK__NICE": str(args.stream_nice),
-           "TESSERA_KAFKA__NICE": str(args.stream_nice)}
+           "TESSERA_KAFKA__NICE": str(args.stream_nice),
+           "TESSERA_SERVING__REALTIME_PRIORITY": str(args.serving_priority),
+           "TESSERA_REDIS__REALTIME_PRIORITY": str(args.serving_priority)}
     os.environ.update(env)
     settings = load_settings(ROOT / "tessera.toml")
     from tessera.services.kafka_broker import KafkaBroker
@@ -343,6 +361,7 @@ def main() -> int:
     pump = EventPump(settings, args.events_per_s, pump_seconds)
     minutes: list[Minute] = []
     freshness: FreshnessSampler | None = None
+    probe: StallProbe | None = None
     try:
         tessera_cli(env, "stream", "start", "--from-checkpoint", "none")
         tessera_cli(env, "generate", "kafka", "--rate", "10", "--duration", "1", "--seed", "7")
@@ -350,7 +369,8 @@ def main() -> int:
         from tessera.generator import GeneratorConfig
 
         seeded = seed_every_key(settings, args.users + 1, GeneratorConfig().campaigns)
-        print(f"seeded {seeded:,} keys (one event per user and campaign id); stream at nice {args.stream_nice}",
+        print(f"seeded {seeded:,} keys (one event per user and campaign id); stream at nice {args.stream_nice}; "
+              f"request path at {f'SCHED_FIFO {args.serving_priority}' if args.serving_priority else 'ordinary priority'}",
               flush=True)
         api.start()
         pids = {"kafka": KafkaBroker(settings).process.pid(), "redis": RedisServer(settings).process.pid(),
@@ -370,7 +390,7 @@ def main() -> int:
         def load(seconds: float) -> Any:
             if go_loadgen is None:
                 return run(fixed_rate("127.0.0.1", port, HttpConn, path_of, args.rps, seconds, warmup_s=0.0))
-            return GoLoad(go_loadgen, port, args.users, args.rps, seconds, args.worst_seconds)
+            return GoLoad(go_loadgen, port, args.users, args.rps, seconds, args.worst_seconds, args.serving_priority)
         if args.warmup_s > 0:
             warm = load(args.warmup_s)
             print(f"warm-up {args.warmup_s:.0f} s (not counted): {warm.ok:,} ok, {warm.failed + warm.timed_out:,} "
@@ -381,6 +401,7 @@ def main() -> int:
         flink_jvm = jvm_heap.java_pid(pids["flink job"])
         heap_before = jvm_heap.sample(flink_jvm)
         freshness.take_worst_ms()  # the warm-up's samples are not counted
+        probe = StallProbe().start() if args.stall_probe else None
         for i in range(1, args.minutes + 1):
             produced_before = pump.produced
             began = time.monotonic()
@@ -411,12 +432,18 @@ def main() -> int:
                 heap_before = minute.heap
             if getattr(result, "first_error", ""):
                 print(f"      {result.first_error}", flush=True)
+            stalls = probe.take() if probe is not None else None
+            if stalls is not None:
+                print(f"      cpu stalls ({'FIFO-99' if stalls.realtime else 'normal priority'} probe, "
+                      f"bench/cpu_stalls.py): {stall_summary(stalls.stalls)}", flush=True)
             if getattr(result, "worst_seconds", None):
                 print("      most requests over the p99 goal in: "
-                      + ", ".join(f"{at} ({n:,})" for at, n in result.worst_seconds), flush=True)
+                      + ", ".join(f"{_second(at, n, stalls)}" for at, n in result.worst_seconds), flush=True)
     finally:
         if freshness is not None:
             freshness.stop()
+        if probe is not None:
+            probe.stop()
         pump.stop_flag.set()
         pump.join(60)
         api.stop()
@@ -427,6 +454,15 @@ def main() -> int:
             except SystemExit as err:
                 print(err, file=sys.stderr)
     return report(minutes, args, freshness_budget_ms(settings))
+
+
+def _second(unix_s: int, slow: int, stalls: StallReport | None) -> str:
+    """'12:49:17 (276)', with the CPU stalls of that second when the probe ran: '(276; stalled 9 ms)'."""
+    at = time.strftime("%H:%M:%S", time.localtime(unix_s))
+    if stalls is None:
+        return f"{at} ({slow:,})"
+    stalled = sum(s.late_ms for s in stalls.in_window(unix_s, unix_s + 1))
+    return f"{at} ({slow:,}; stalled {stalled:.0f} ms)"
 
 
 def report(minutes: list[Minute], args: argparse.Namespace, budget_ms: int) -> int:

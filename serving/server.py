@@ -146,10 +146,14 @@ def serve(settings: Settings, config_file: Path | None = None, host: str | None 
     import uvicorn
 
     from serving.auth import ApiKeyError, api_keys_of
+    from tessera.services.cpu_priority import PriorityError, take_realtime
 
     try:
         api_keys_of(settings)  # a missing or empty key file: one clear line now, not a traceback per worker
-    except ApiKeyError as err:
+        if settings.serving.realtime_priority:
+            # Taken here, before any worker or thread starts, so that all of them inherit it.
+            take_realtime(settings.serving.realtime_priority, "[serving] realtime_priority")
+    except (ApiKeyError, PriorityError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     host = host or settings.serving.host

@@ -98,6 +98,10 @@ class RedisSettings(BaseModel):
     ssl_keyfile: Path | None = None
     ssl_cert_reqs: Literal["required", "optional", "none"] = "required"
     ssl_check_hostname: bool = True
+    # The local server's SCHED_FIFO priority (1-99; 0: ordinary), as [serving] realtime_priority:
+    # on a machine shared with the stream, every request waits on Redis. Its snapshot child and
+    # background threads stay at ordinary priority. Needs root or CAP_SYS_NICE.
+    realtime_priority: int = Field(default=0, ge=0, le=99)
 
     @property
     def is_local(self) -> bool:
@@ -226,6 +230,11 @@ class ServingSettings(BaseModel):
     # Connect and read timeout towards Redis: a dead or hung Redis answers 503 in about this long.
     redis_timeout_ms: int = 50
     redis_max_connections: int = 256  # per worker
+    # The workers' SCHED_FIFO priority (1-99; 0: ordinary). On a machine that also runs the stream,
+    # a request at ordinary priority waits for the CPU at each wake-up (the worker, Redis, the
+    # worker again): at 2,000 requests/s next to the Flink job that made p99 10 to 20 ms, against
+    # 2 ms at real-time priority (bench/soak.py). Needs root or CAP_SYS_NICE.
+    realtime_priority: int = Field(default=0, ge=0, le=99)
     max_batch_ids: int = 1000
     registry_poll_ms: int = 500
     graceful_shutdown_s: float = 10.0

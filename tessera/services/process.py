@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tessera.services.cpu_priority import check_realtime, set_priority
+
 
 class ServiceError(RuntimeError):
     """A service could not be started or reached; the message says what to do."""
@@ -62,21 +64,6 @@ def _proc_stat(pid: int) -> tuple[str, str] | None:
     return fields[0], fields[19]
 
 
-def lower_priority(nice: int) -> None:
-    """This process's nice, and its session's: run in a child after setsid, before exec.
-
-    With Linux's autogroup scheduling (the default on desktops and many servers), each session is
-    one group and CPU is shared between groups first, so a process's own nice only ranks it within
-    its session. Every service here starts its own session: its group's nice is what ranks it
-    against the others."""
-    os.nice(nice)
-    try:
-        with open("/proc/self/autogroup", "w") as group:
-            group.write(str(nice))
-    except OSError:
-        pass  # no autogroups (another OS, or turned off): the process's nice is the one that counts
-
-
 @dataclass
 class ManagedProcess:
     """The pid file holds the pid and its start time, so a recycled pid is never taken for ours."""
@@ -103,15 +90,20 @@ class ManagedProcess:
         return None
 
     def start(self, command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
-              nice: int = 0) -> int:
-        """`nice` > 0 lowers the process's CPU priority; set before exec, so every thread it starts has it."""
+              nice: int = 0, realtime: int = 0, realtime_setting: str = "realtime_priority") -> int:
+        """`nice` > 0 lowers the process's CPU priority (set before exec, so every thread it starts
+        has it). `realtime` > 0 makes its first thread SCHED_FIFO at that priority, and the threads
+        and processes it starts ordinary (a PriorityError naming `realtime_setting` if the system
+        refuses)."""
+        if realtime:
+            check_realtime(realtime, realtime_setting)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, env={**os.environ, **(env or {})}, cwd=cwd,
-                preexec_fn=(lambda: lower_priority(nice)) if nice else None,
+                preexec_fn=(lambda: set_priority(nice, realtime, inherited=False)) if nice or realtime else None,
             )
         stat = _proc_stat(proc.pid)
         self.pid_file.write_text(f"{proc.pid} {stat[1] if stat else 0}")

@@ -12,6 +12,7 @@ import time
 import redis
 
 from tessera.config import Settings
+from tessera.services.cpu_priority import PriorityError
 from tessera.services.process import ManagedProcess, ServiceError, port_in_use, tail
 
 
@@ -79,7 +80,11 @@ class RedisServer:
             with os.fdopen(os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
                 out.write(f"requirepass {config_quote(cfg.password.get_secret_value())}\n")
             command.insert(1, str(conf))
-        pid = self.process.start(command, env=env)
+        try:
+            pid = self.process.start(command, env=env, realtime=cfg.realtime_priority,
+                                     realtime_setting="[redis] realtime_priority")
+        except PriorityError as err:
+            raise ServiceError(str(err)) from err
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.ping():

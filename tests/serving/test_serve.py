@@ -14,9 +14,10 @@ import httpx
 import pytest
 
 from tests.serving.stack import (ServingStack, apply_registry, free_port, make_settings, probe_service,
-                                 start_serve, subprocess_env)
+                                 start_serve, stop_serve, subprocess_env)
 from serving.server import metrics_base
 from tessera.config import Settings
+from tessera.services.cpu_priority import realtime_allowed
 
 @pytest.fixture(scope="module")
 def served(serving_stack: ServingStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings, subprocess.Popen]]:
@@ -121,3 +122,25 @@ def test_sigterm_shuts_down_cleanly(served) -> None:
     assert not list(metrics_base(settings).glob("metrics-*")), "the run's metrics files are removed"
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{base}/health", timeout=1)
+
+
+@pytest.mark.skipif(not realtime_allowed(), reason="this user may not take SCHED_FIFO")
+def test_realtime_priority_reaches_every_worker_thread(serving_stack: ServingStack, tmp_path: Path) -> None:
+    """`[serving] realtime_priority`: the workers (fresh interpreters, started after the parent took
+    it) and every thread they run answer at SCHED_FIFO, and still serve."""
+    settings = make_settings(tmp_path, serving_stack.settings.redis.port)
+    settings.registry_path.parent.mkdir(parents=True)
+    shutil.copy(serving_stack.settings.registry_path, settings.registry_path)
+    port = free_port()
+    env = {**os.environ, **subprocess_env(settings), "TESSERA_SERVING__REALTIME_PRIORITY": "20"}
+    process = start_serve(env, port, 2, tmp_path / "serve.log")
+    try:
+        assert httpx.get(f"http://127.0.0.1:{port}/features/user/1").status_code == 200
+        workers = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        assert len(workers) >= 2  # the two workers (and multiprocessing's resource tracker)
+        for pid in [process.pid, *map(int, workers)]:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                stat = (task / "stat").read_text().rsplit(") ", 1)[1].split()
+                assert (int(stat[38]), int(stat[37])) == (os.SCHED_FIFO, 20), f"thread {task.name} of {pid}"
+    finally:
+        stop_serve(process)
