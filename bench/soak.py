@@ -18,7 +18,14 @@ up: each minute's worst freshness (wall clock minus the newest as_of the writer 
 sampled twice a second; the events are stamped with the time they are sent) within the view's
 freshness budget. `--stream-nice` runs the Flink job, its writer and the Kafka broker at that Unix
 nice (`[flink] nice`, `[sink] nice`, `[kafka] nice`): on one machine the API's requests go first and the stream takes
-the CPU left over, which the freshness goal holds to account.
+the CPU left over, which the freshness goal holds to account. `--serving-priority N` runs the
+request path at SCHED_FIFO N (`[serving] realtime_priority`, `[redis] realtime_priority`, and the
+load generator, which stands in for callers on other machines): what meets the p99 goal on 2 cores.
+
+    .venv/bin/python bench/soak.py --minutes 10 --stream-nice 10 --serving-priority 50   # as root
+
+Each minute also prints the Flink JVM's heap, the seconds with the most slow requests, and how long
+the CPUs were taken away from this machine altogether (bench/cpu_stalls.py), in all and in those seconds.
 """
 from __future__ import annotations
 
@@ -177,15 +184,15 @@ def tree_cpu_s(pid: int | None) -> float:
 
 
 def load_generator_cpu_s() -> float:
-    """This process (the Python load generator) plus its finished children (the Go load generator's
+    """This process (the Python load generator) plus its finished children (the C or Go load generator's
     runs); not the live event pump, which has a column of its own."""
     times = psutil.Process().cpu_times()
     return times.user + times.system + times.children_user + times.children_system
 
 
-class GoLoad:
-    """One fixed-rate run of bench/loadgen_go (same open-loop rules as bench/loadgen.py), with the
-    attributes of bench.loadgen.Result that the soak reads."""
+class NativeLoad:
+    """One fixed-rate run of bench/loadgen_c or bench/loadgen_go (same flags and JSON; same
+    open-loop rules as bench/loadgen.py), with the attributes of bench.loadgen.Result that the soak reads."""
 
     def __init__(self, binary: Path, port: int, users: int, rps: float, seconds: float, worst: int = 5,
                  realtime: int = 0) -> None:
@@ -207,14 +214,19 @@ class GoLoad:
         return self._ms[p]
 
 
-def build_go_loadgen() -> Path | None:
-    """bench/loadgen_go built into .cache/bin, or None when there is no Go toolchain."""
-    if shutil.which("go") is None:
-        return None
-    target = ROOT / ".cache" / "bin" / "loadgen"
+def build_loadgen(kind: str) -> Path:
+    """bench/loadgen_c (with the C compiler) or bench/loadgen_go (with Go) built into .cache/bin."""
+    tool = {"c": "cc", "go": "go"}[kind]
+    if shutil.which(tool) is None:
+        raise SystemExit(f"--loadgen {kind} needs `{tool}`; try another --loadgen")
+    target = ROOT / ".cache" / "bin" / ("loadgen-c" if kind == "c" else "loadgen")
     target.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["go", "build", "-o", str(target), "."], cwd=ROOT / "bench" / "loadgen_go", check=True,
-                   env={**os.environ, "GOFLAGS": "-mod=mod"})
+    if kind == "c":
+        subprocess.run([tool, "-O2", "-Wall", "-o", str(target), str(ROOT / "bench" / "loadgen_c" / "loadgen.c")],
+                       check=True)
+    else:
+        subprocess.run([tool, "build", "-o", str(target), "."], cwd=ROOT / "bench" / "loadgen_go", check=True,
+                       env={**os.environ, "GOFLAGS": "-mod=mod"})
     return target
 
 
@@ -310,9 +322,10 @@ def main() -> int:
     parser.add_argument("--events-per-s", type=float, default=5000)
     parser.add_argument("--workers", type=int, default=2, help="API worker processes (default 2)")
     parser.add_argument("--users", type=int, default=100_000, help="ids requested, uniformly (default 100000)")
-    parser.add_argument("--loadgen", choices=["go", "python"], default="go",
-                        help="go (bench/loadgen_go, the default: it leaves the API the CPU it needs) or python "
-                             "(bench/loadgen.py)")
+    parser.add_argument("--loadgen", choices=["c", "go", "python"], default="c",
+                        help="c (bench/loadgen_c, the default: one thread and epoll, the least CPU taken from "
+                             "what it measures), go (bench/loadgen_go: its runtime costs 0.35 cores at real-time "
+                             "priority) or python (bench/loadgen.py)")
     parser.add_argument("--warmup-s", type=float, default=60,
                         help="load (stream and requests) before the measured minutes, printed apart (default 60)")
     parser.add_argument("--stream-nice", type=int, default=0,
@@ -322,8 +335,12 @@ def main() -> int:
                              "(to line them up with GC or checkpoint logs; default 5)")
     parser.add_argument("--serving-priority", type=int, default=0,
                         help="SCHED_FIFO priority (1-99) of the request path: the API's workers ([serving] "
-                             "realtime_priority), Redis ([redis] realtime_priority) and the Go load generator, "
+                             "realtime_priority), Redis ([redis] realtime_priority) and the load generator, "
                              "which stands in for callers on other machines (default 0: ordinary; needs root)")
+    parser.add_argument("--flink-heap", default="4g",
+                        help="the Flink job's heap ([flink] local_heap; default 4g): its window state grows with "
+                             "every key-minute of the 24 h windows, and at 5,000 events/s over 100,000 keys the "
+                             "default 1g fills its old generation in minutes, then collects for seconds at a time")
     parser.add_argument("--stall-probe", action=argparse.BooleanOptionalAction, default=True,
                         help="run bench/cpu_stalls.py's FIFO-99 probe on each CPU and print, each minute and for "
                              "each of the worst seconds, how long the CPUs were away (default on)")
@@ -332,17 +349,16 @@ def main() -> int:
     args = parser.parse_args()
     if args.serving_priority:
         check_realtime(args.serving_priority, "--serving-priority")  # a clear error now, not after the set-up
-        if args.loadgen != "go":
-            raise SystemExit("--serving-priority applies to the Go load generator only; drop --loadgen python")
-    go_loadgen = build_go_loadgen() if args.loadgen == "go" else None
-    if args.loadgen == "go" and go_loadgen is None:
-        raise SystemExit("--loadgen go needs the Go toolchain (`go`); use --loadgen python")
+        if args.loadgen == "python":
+            raise SystemExit("--serving-priority applies to the C and Go load generators only; drop --loadgen python")
+    native_loadgen = build_loadgen(args.loadgen) if args.loadgen != "python" else None
     state = Path(tempfile.mkdtemp(prefix="tessera-soak-"))
     env = {"TESSERA_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:32092", "TESSERA_KAFKA__CONTROLLER_PORT": "32093",
            "TESSERA_REDIS__PORT": "32094", "TESSERA_PATHS__STATE_DIR": str(state / "state"),
            "TESSERA_PATHS__DATA_DIR": str(state / "data"), "TESSERA_PATHS__JAR_DIR": str(ROOT / ".cache" / "jars"),
            "TESSERA_FLINK__NICE": str(args.stream_nice), "TESSERA_SINK__NICE": str(args.stream_nice),
            "TESSERA_KAFKA__NICE": str(args.stream_nice),
+           "TESSERA_FLINK__LOCAL_HEAP": args.flink_heap,
            "TESSERA_SERVING__REALTIME_PRIORITY": str(args.serving_priority),
            "TESSERA_REDIS__REALTIME_PRIORITY": str(args.serving_priority)}
     os.environ.update(env)
@@ -388,9 +404,9 @@ def main() -> int:
             return http_request("GET", f"/features/user/{random.randint(1, args.users)}?feature_service=ads_ranking")
 
         def load(seconds: float) -> Any:
-            if go_loadgen is None:
+            if native_loadgen is None:
                 return run(fixed_rate("127.0.0.1", port, HttpConn, path_of, args.rps, seconds, warmup_s=0.0))
-            return GoLoad(go_loadgen, port, args.users, args.rps, seconds, args.worst_seconds, args.serving_priority)
+            return NativeLoad(native_loadgen, port, args.users, args.rps, seconds, args.worst_seconds, args.serving_priority)
         if args.warmup_s > 0:
             warm = load(args.warmup_s)
             print(f"warm-up {args.warmup_s:.0f} s (not counted): {warm.ok:,} ok, {warm.failed + warm.timed_out:,} "
