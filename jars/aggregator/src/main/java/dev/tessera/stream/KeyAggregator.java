@@ -10,18 +10,17 @@ import java.util.TreeMap;
 /**
  * One key's windowed aggregates: streaming/aggregator.py's KeyAggregator, rule for rule.
  *
- * Per window, buckets named by leave boundary (a TreeMap stands in for Python's dict + heap of
- * boundaries) and running totals; the event ids counted (dedup) with when each may be forgotten;
+ * Per window, buckets named by leave boundary ({@link Buckets}, sorted arrays, stand in for
+ * Python's dict + heap of boundaries) and running totals; the event ids counted (dedup) with when each may be forgotten;
  * the last as_of emitted. Sums are exact ({@link Exact}), as Python's are (Decimal, unbounded
  * precision), so both engines emit the same floats and a quiet key decays to exactly 0.
  */
 public final class KeyAggregator {
 
     /**
-     * Counts and sums of one bucket or one window's totals, by slot index (a slot uses one of the two).
-     * Only sum slots have an {@link Exact}; a window of counts alone has no sums array. Buckets are
-     * most of a job's heap (a key keeps one per minute of its longest window), and a count slot's
-     * unused Exact was two in five of its objects.
+     * Counts and sums of one window's totals (or a bucket, on its way from a checkpoint), by slot
+     * index (a slot uses one of the two). Only sum slots have an {@link Exact}; a window of counts
+     * alone has no sums array.
      */
     public static final class Cells {
         final long[] counts;
@@ -63,19 +62,18 @@ public final class KeyAggregator {
     }
 
     // Per window index (Plan.windows order). A window's totals are null until it has counted an event.
-    final TreeMap<Long, Cells>[] buckets;
+    final Buckets[] buckets;
     final Cells[] totals;
     final HashSet<String> seen = new HashSet<>();
     final TreeMap<Long, List<String>> forget = new TreeMap<>();  // when an id may be forgotten -> ids
     long lastAsOf = -1;
     long maxEventTime = -1;
 
-    @SuppressWarnings({"unchecked", "rawtypes"})  // an array of generic maps
     public KeyAggregator(int windows) {
-        buckets = new TreeMap[windows];
+        buckets = new Buckets[windows];
         totals = new Cells[windows];
         for (int i = 0; i < windows; i++) {
-            buckets[i] = new TreeMap<>();
+            buckets[i] = new Buckets();
         }
     }
 
@@ -86,6 +84,7 @@ public final class KeyAggregator {
         }
         long t = e.eventTime;
         long[] fresh = new long[plan.windows.length];
+        boolean[] created = new boolean[1];
         int nFresh = 0;
         for (int w = 0; w < plan.windows.length; w++) {
             long leave = Plan.leaveBoundary(t, plan.windows[w], plan.granularityMs);
@@ -96,10 +95,9 @@ public final class KeyAggregator {
             if (totals[w] == null) {
                 totals[w] = new Cells(slots);
             }
-            Cells bucket = buckets[w].get(leave);
-            if (bucket == null) {
-                bucket = new Cells(slots);
-                buckets[w].put(leave, bucket);
+            Buckets bucket = buckets[w];
+            int p = bucket.find(leave, slots.length, created);
+            if (created[0]) {
                 fresh[nFresh++] = leave;
             }
             Cells total = totals[w];
@@ -109,11 +107,11 @@ public final class KeyAggregator {
                     continue;  // adds 0
                 }
                 if (s.count) {
-                    bucket.counts[i]++;
+                    bucket.addCount(p, i);
                     total.counts[i]++;
                 } else {
                     Exact v = value(e.field(s.column));
-                    bucket.sums[i].add(v);
+                    bucket.addSum(p, i, v);
                     total.sums[i].add(v);
                 }
             }
@@ -132,22 +130,18 @@ public final class KeyAggregator {
      * {@code forget} the ids remembered until then. */
     public void advance(long asOf, boolean forget) {
         for (int w = 0; w < buckets.length; w++) {
-            Iterator<Map.Entry<Long, Cells>> it = buckets[w].entrySet().iterator();
-            while (it.hasNext()) {
-                Map.Entry<Long, Cells> entry = it.next();
-                if (entry.getKey() > asOf) {
-                    break;
-                }
-                Cells bucket = entry.getValue();
+            Buckets b = buckets[w];
+            while (b.size() > 0 && b.leave(b.oldest()) <= asOf) {
+                int p = b.oldest();
                 Cells total = totals[w];
-                for (int i = 0; i < bucket.counts.length; i++) {
-                    total.counts[i] -= bucket.counts[i];
-                    Exact sum = bucket.sum(i);
+                for (int i = 0; i < b.width; i++) {
+                    total.counts[i] -= b.count(p, i);
+                    Exact sum = b.sum(p, i);
                     if (sum != null) {
                         total.sums[i].subtract(sum);
                     }
                 }
-                it.remove();
+                b.dropOldest();
             }
         }
         if (forget) {
@@ -209,8 +203,8 @@ public final class KeyAggregator {
     }
 
     public boolean isEmpty() {
-        for (TreeMap<Long, Cells> b : buckets) {
-            if (!b.isEmpty()) {
+        for (Buckets b : buckets) {
+            if (b.size() > 0) {
                 return false;
             }
         }

@@ -5,7 +5,6 @@ import java.math.BigInteger;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.TreeMap;
 
 import org.apache.flink.api.common.typeutils.SimpleTypeSerializerSnapshot;
 import org.apache.flink.api.common.typeutils.TypeSerializerSnapshot;
@@ -40,9 +39,7 @@ public final class KeyAggregatorSerializer extends TypeSerializerSingleton<KeyAg
     public KeyAggregator copy(KeyAggregator from) {
         KeyAggregator to = new KeyAggregator(from.buckets.length);
         for (int w = 0; w < from.buckets.length; w++) {
-            for (Map.Entry<Long, KeyAggregator.Cells> e : from.buckets[w].entrySet()) {
-                to.buckets[w].put(e.getKey(), e.getValue().copy());
-            }
+            to.buckets[w] = from.buckets[w].copy();
             to.totals[w] = from.totals[w] == null ? null : from.totals[w].copy();
         }
         to.seen.addAll(from.seen);
@@ -85,10 +82,11 @@ public final class KeyAggregatorSerializer extends TypeSerializerSingleton<KeyAg
         out.writeInt(a.buckets.length);
         for (int w = 0; w < a.buckets.length; w++) {
             writeCells(a.totals[w], out);
-            out.writeInt(a.buckets[w].size());
-            for (Map.Entry<Long, KeyAggregator.Cells> e : a.buckets[w].entrySet()) {
-                out.writeLong(e.getKey());
-                writeCells(e.getValue(), out);
+            Buckets b = a.buckets[w];
+            out.writeInt(b.size());
+            for (int p = b.oldest(); p < b.oldest() + b.size(); p++) {
+                out.writeLong(b.leave(p));
+                writeBucket(b, p, out);
             }
         }
         out.writeInt(a.forget.size());
@@ -116,9 +114,12 @@ public final class KeyAggregatorSerializer extends TypeSerializerSingleton<KeyAg
         a.maxEventTime = maxEventTime;
         for (int w = 0; w < a.buckets.length; w++) {
             a.totals[w] = readCells(in);
-            TreeMap<Long, KeyAggregator.Cells> b = a.buckets[w];
-            for (int n = in.readInt(); n > 0; n--) {
-                b.put(in.readLong(), readCells(in));
+            Buckets b = a.buckets[w];
+            int total = in.readInt();
+            for (int n = 0; n < total; n++) {
+                long leave = in.readLong();
+                KeyAggregator.Cells cells = readCells(in);
+                b.load(leave, cells.counts, cells.sums, total);
             }
         }
         for (int n = in.readInt(); n > 0; n--) {
@@ -158,16 +159,28 @@ public final class KeyAggregatorSerializer extends TypeSerializerSingleton<KeyAg
         out.writeInt(c.counts.length);
         for (int i = 0; i < c.counts.length; i++) {
             out.writeLong(c.counts[i]);
-            Exact sum = c.sum(i);
-            if (sum == null) {  // a count slot: no sum (an older state wrote a zero here)
-                out.writeInt(0);
-                out.writeInt(-1);
-                continue;
-            }
-            byte[] n = sum.n.toByteArray();
-            out.writeInt(sum.exp);
-            out.writeInt(n.length);
-            out.write(n);
+            writeSum(c.sum(i), out);
+        }
+    }
+
+    private static void writeSum(Exact sum, DataOutputView out) throws IOException {
+        if (sum == null) {  // a count slot, or a sum slot nothing added to (an older state wrote a zero here)
+            out.writeInt(0);
+            out.writeInt(-1);
+            return;
+        }
+        byte[] n = sum.n.toByteArray();
+        out.writeInt(sum.exp);
+        out.writeInt(n.length);
+        out.write(n);
+    }
+
+    /** A bucket as writeCells writes a Cells: the same bytes, so either reads back as the other. */
+    private static void writeBucket(Buckets b, int p, DataOutputView out) throws IOException {
+        out.writeInt(b.width);
+        for (int i = 0; i < b.width; i++) {
+            out.writeLong(b.count(p, i));
+            writeSum(b.sum(p, i), out);
         }
     }
 

@@ -1,0 +1,71 @@
+package dev.tessera.stream;
+
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+
+/**
+ * {@link Buckets} driven by a script on stdin, its contents printed after each step, for
+ * tests/streaming/test_buckets.py to check against a plain sorted map. Two slots: 0 counts, 1 sums.
+ *
+ *   add LEAVE SLOT VALUE   find-or-create the bucket, then count (slot 0) or add VALUE (slot 1)
+ *   drop AS_OF             drop the oldest buckets while they leave at or before AS_OF
+ *   copy                   carry on with a copy
+ *   fork LEAVE SLOT VALUE  copy, apply the add to the original, print the copy (which must not change)
+ *
+ * Each printed line: "leave:count:sum" per bucket, oldest first, space-separated ("-" for no sum).
+ */
+public final class BucketsTrace {
+    public static void main(String[] args) throws Exception {
+        Buckets b = new Buckets();
+        boolean[] created = new boolean[1];
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        StringBuilder out = new StringBuilder();
+        for (String line = in.readLine(); line != null; line = in.readLine()) {
+            String[] f = line.trim().split(" ");
+            switch (f[0]) {
+                case "add":
+                    add(b, f, created);
+                    dump(b, out);
+                    break;
+                case "drop":
+                    long asOf = Long.parseLong(f[1]);
+                    while (b.size() > 0 && b.leave(b.oldest()) <= asOf) {
+                        b.dropOldest();
+                    }
+                    dump(b, out);
+                    break;
+                case "copy":
+                    b = b.copy();
+                    dump(b, out);
+                    break;
+                case "fork":
+                    Buckets before = b.copy();
+                    add(b, f, created);
+                    dump(before, out);
+                    break;
+                default:
+                    throw new IllegalArgumentException("unknown step " + line);
+            }
+        }
+        System.out.print(out);
+    }
+
+    private static void add(Buckets b, String[] f, boolean[] created) {
+        int p = b.find(Long.parseLong(f[1]), 2, created);
+        if (Integer.parseInt(f[2]) == 0) {
+            b.addCount(p, 0);
+        } else {
+            b.addSum(p, 1, Exact.of(Long.parseLong(f[3])));
+        }
+    }
+
+    private static void dump(Buckets b, StringBuilder out) {
+        for (int p = b.oldest(); p < b.oldest() + b.size(); p++) {
+            Exact sum = b.sum(p, 1);
+            out.append(b.leave(p)).append(':').append(b.count(p, 0)).append(':')
+                    .append(sum == null ? "-" : Long.toString((long) sum.toDouble())).append(' ');
+        }
+        out.append('\n');
+    }
+}
