@@ -169,7 +169,7 @@ public final class KeyAggregatorSerializer extends TypeSerializerSingleton<KeyAg
             out.writeInt(-1);
             return;
         }
-        byte[] n = sum.n.toByteArray();
+        byte[] n = sum.n().toByteArray();
         out.writeInt(sum.exp);
         out.writeInt(n.length);
         out.write(n);
