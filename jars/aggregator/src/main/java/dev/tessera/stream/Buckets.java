@@ -61,11 +61,11 @@ final class Buckets {
     }
 
     /**
-     * The array position of the bucket leaving at {@code leave}, created empty (with {@code width}
-     * slots) if there is none; {@code created[0]} says which. A position holds until the next call
-     * that creates a bucket.
+     * The array position of the bucket leaving at {@code leave}, created empty (with {@code slots}
+     * slots) if there is none, which {@link #size()} then shows. A position holds until the next
+     * call that creates a bucket.
      */
-    int find(long leave, int slots, boolean[] created) {
+    int find(long leave, int slots) {
         if (width < 0) {
             width = slots;
         }
@@ -76,12 +76,10 @@ final class Buckets {
         } else {
             int found = Arrays.binarySearch(leaves, head, end, leave);
             if (found >= 0) {
-                created[0] = false;
                 return found;
             }
             at = -found - 1;
         }
-        created[0] = true;
         if (end == leaves.length) {
             at -= head;
             makeRoom();

@@ -1,9 +1,5 @@
 package dev.tessera.stream;
 
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
-import java.nio.charset.StandardCharsets;
-
 /**
  * {@link Buckets} driven by a script on stdin, its contents printed after each step, for
  * tests/streaming/test_buckets.py to check against a plain sorted map. Two slots: 0 counts, 1 sums.
@@ -16,43 +12,42 @@ import java.nio.charset.StandardCharsets;
  * Each printed line: "leave:count:sum" per bucket, oldest first, space-separated ("-" for no sum).
  */
 public final class BucketsTrace {
+    private Buckets b = new Buckets();
+
     public static void main(String[] args) throws Exception {
-        Buckets b = new Buckets();
-        boolean[] created = new boolean[1];
-        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
-        StringBuilder out = new StringBuilder();
-        for (String line = in.readLine(); line != null; line = in.readLine()) {
-            String[] f = line.trim().split(" ");
-            switch (f[0]) {
-                case "add":
-                    add(b, f, created);
-                    dump(b, out);
-                    break;
-                case "drop":
-                    long asOf = Long.parseLong(f[1]);
-                    while (b.size() > 0 && b.leave(b.oldest()) <= asOf) {
-                        b.dropOldest();
-                    }
-                    dump(b, out);
-                    break;
-                case "copy":
-                    b = b.copy();
-                    dump(b, out);
-                    break;
-                case "fork":
-                    Buckets before = b.copy();
-                    add(b, f, created);
-                    dump(before, out);
-                    break;
-                default:
-                    throw new IllegalArgumentException("unknown step " + line);
-            }
-        }
-        System.out.print(out);
+        BucketsTrace trace = new BucketsTrace();
+        TraceSteps.run(trace::step);
     }
 
-    private static void add(Buckets b, String[] f, boolean[] created) {
-        int p = b.find(Long.parseLong(f[1]), 2, created);
+    private void step(String[] f, StringBuilder out) {
+        switch (f[0]) {
+            case "add":
+                add(b, f);
+                dump(b, out);
+                break;
+            case "drop":
+                long asOf = Long.parseLong(f[1]);
+                while (b.size() > 0 && b.leave(b.oldest()) <= asOf) {
+                    b.dropOldest();
+                }
+                dump(b, out);
+                break;
+            case "copy":
+                b = b.copy();
+                dump(b, out);
+                break;
+            case "fork":
+                Buckets before = b.copy();
+                add(b, f);
+                dump(before, out);
+                break;
+            default:
+                throw new IllegalArgumentException("unknown step " + String.join(" ", f));
+        }
+    }
+
+    private static void add(Buckets b, String[] f) {
+        int p = b.find(Long.parseLong(f[1]), 2);
         if (Integer.parseInt(f[2]) == 0) {
             b.addCount(p, 0);
         } else {

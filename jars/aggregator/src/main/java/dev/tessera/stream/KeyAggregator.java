@@ -11,8 +11,8 @@ import java.util.TreeMap;
  * One key's windowed aggregates: streaming/aggregator.py's KeyAggregator, rule for rule.
  *
  * Per window, buckets named by leave boundary ({@link Buckets}, sorted arrays, stand in for
- * Python's dict + heap of boundaries) and running totals; the event ids counted (dedup) with when each may be forgotten;
- * the last as_of emitted. Sums are exact ({@link Exact}), as Python's are (Decimal, unbounded
+ * Python's dict + heap of boundaries) and running totals; the event ids counted (dedup) with when
+ * each may be forgotten; the last as_of emitted. Sums are exact ({@link Exact}), as Python's are (Decimal, unbounded
  * precision), so both engines emit the same floats and a quiet key decays to exactly 0.
  */
 public final class KeyAggregator {
@@ -84,7 +84,6 @@ public final class KeyAggregator {
         }
         long t = e.eventTime;
         long[] fresh = new long[plan.windows.length];
-        boolean[] created = new boolean[1];
         int nFresh = 0;
         for (int w = 0; w < plan.windows.length; w++) {
             long leave = Plan.leaveBoundary(t, plan.windows[w], plan.granularityMs);
@@ -96,8 +95,9 @@ public final class KeyAggregator {
                 totals[w] = new Cells(slots);
             }
             Buckets bucket = buckets[w];
-            int p = bucket.find(leave, slots.length, created);
-            if (created[0]) {
+            int held = bucket.size();
+            int p = bucket.find(leave, slots.length);
+            if (bucket.size() > held) {
                 fresh[nFresh++] = leave;
             }
             Cells total = totals[w];
