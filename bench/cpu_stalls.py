@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
 
+from tessera.services.cpu_priority import PriorityError, take_realtime
+
 PERIOD_NS = 1_000_000
 FIFO_PRIORITY = 99
 
@@ -39,17 +41,17 @@ class StallReport:
     samples: int
     realtime: bool  # False: the probe could not take SCHED_FIFO and measured ordinary scheduling too
 
-    def in_window(self, start_s: float, end_s: float, min_ms: float = 0.0) -> list[Stall]:
-        return [s for s in self.stalls if start_s <= s.at_s < end_s and s.late_ms >= min_ms]
+    def in_window(self, start_s: float, end_s: float) -> list[Stall]:
+        return [s for s in self.stalls if start_s <= s.at_s < end_s]
 
 
 def _probe(cpu: int, min_late_ns: int, stop: Event, out: Connection) -> None:
     """Sends (realtime, samples, [(wall s, late ms)]) about once a second, the last one when stopped."""
-    realtime = True
+    os.sched_setaffinity(0, {cpu})
     try:
-        os.sched_setaffinity(0, {cpu})
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(FIFO_PRIORITY))
-    except (PermissionError, OSError):
+        take_realtime(FIFO_PRIORITY, "the stall probe")
+        realtime = True
+    except PriorityError:
         realtime = False
     clock = time.monotonic_ns
     while True:
@@ -92,6 +94,7 @@ class StallProbe:
         for cpu, _, receive in self._procs:
             while receive.poll(0):
                 self._add(report, cpu, receive.recv())
+        report.stalls.sort(key=lambda s: s.at_s)
         return report
 
     def stop(self) -> StallReport:
@@ -108,6 +111,7 @@ class StallProbe:
                 pass
             proc.join(5)
         self._procs.clear()
+        report.stalls.sort(key=lambda s: s.at_s)
         return report
 
     @staticmethod
@@ -116,7 +120,6 @@ class StallProbe:
         report.realtime &= realtime
         report.samples += samples
         report.stalls.extend(Stall(cpu, at, late) for at, late in seen)
-        report.stalls.sort(key=lambda s: s.at_s)
 
 
 def summary(stalls: list[Stall]) -> str:

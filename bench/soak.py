@@ -454,7 +454,7 @@ def main() -> int:
                       f"bench/cpu_stalls.py): {stall_summary(stalls.stalls)}", flush=True)
             if getattr(result, "worst_seconds", None):
                 print("      most requests over the p99 goal in: "
-                      + ", ".join(f"{_second(at, n, stalls)}" for at, n in result.worst_seconds), flush=True)
+                      + ", ".join(_second(at, n, stalls) for at, n in result.worst_seconds), flush=True)
     finally:
         if freshness is not None:
             freshness.stop()

@@ -83,9 +83,10 @@ def realtime_allowed(priority: int = 1) -> bool:
         return False
 
 
-def set_priority(nice: int = 0, realtime: int = 0, inherited: bool = True) -> None:
-    """A child's priority before exec: real-time when asked for, else the nice (if any)."""
+def set_priority(nice: int = 0, realtime: int = 0) -> None:
+    """A managed service's priority, in its child before exec: real-time when asked for (for its
+    first thread only: what it starts runs at ordinary priority), else the nice (if any)."""
     if realtime:
-        take_realtime(realtime, "realtime_priority", inherited)
+        take_realtime(realtime, "realtime_priority", inherited=False)
     elif nice:
         lower_priority(nice)

@@ -103,7 +103,7 @@ class ManagedProcess:
             proc = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, env={**os.environ, **(env or {})}, cwd=cwd,
-                preexec_fn=(lambda: set_priority(nice, realtime, inherited=False)) if nice or realtime else None,
+                preexec_fn=(lambda: set_priority(nice, realtime)) if nice or realtime else None,
             )
         stat = _proc_stat(proc.pid)
         self.pid_file.write_text(f"{proc.pid} {stat[1] if stat else 0}")
