@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-COMPONENTS = ("stream-job", "stream-sink", "kafka", "redis")  # pid files under <state>/run
+COMPONENTS = ("stream-job", "stream-sink", "stream-archive", "kafka", "redis")  # pid files under <state>/run
 _TICK = os.sysconf("SC_CLK_TCK")
 
 

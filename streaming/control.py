@@ -1,5 +1,5 @@
-"""`tessera stream start|stop|status`: the Flink job (in .venv-flink) and the sink (here) as
-background processes, with pid files and logs beside the other services."""
+"""`tessera stream start|stop|status`: the Flink job (in .venv-flink), the online writer and the
+archiver (here) as background processes, with pid files and logs beside the other services."""
 from __future__ import annotations
 
 import os
@@ -18,7 +18,7 @@ def _process(settings: Settings, name: str) -> ManagedProcess:
 
 
 def processes(settings: Settings) -> dict[str, ManagedProcess]:
-    return {"stream-job": _process(settings, "stream-job"), "stream-sink": _process(settings, "stream-sink")}
+    return {name: _process(settings, name) for name in ("stream-job", "stream-sink", "stream-archive")}
 
 
 def start(settings: Settings, from_checkpoint: str = "auto", wait_s: float = 0) -> list[str]:
@@ -35,6 +35,7 @@ def start(settings: Settings, from_checkpoint: str = "auto", wait_s: float = 0) 
         "stream-job": ([str(flink_python), "-m", "streaming.job", "--from-checkpoint", from_checkpoint],
                        settings.flink.nice),
         "stream-sink": ([sys.executable, "-m", "streaming.sink"], settings.sink.nice),
+        "stream-archive": ([sys.executable, "-m", "streaming.archive"], settings.sink.archive_nice),
     }
     ready = settings.state_dir / "run" / "stream-job.ready"  # written by the job's first operator
     if procs["stream-job"].pid() is None:
@@ -42,12 +43,12 @@ def start(settings: Settings, from_checkpoint: str = "auto", wait_s: float = 0) 
     for name, (command, nice) in commands.items():
         proc = procs[name]
         if proc.pid() is not None:
-            said.append(f"{name:<12} already running (pid {proc.pid()}), log {proc.log_file}")
+            said.append(f"{name:<14} already running (pid {proc.pid()}), log {proc.log_file}")
             continue
         pid = proc.start(command, env=env, cwd=settings.root, nice=nice)
-        said.append(f"{name:<12} started (pid {pid}{f', nice {nice}' if nice else ''}), log {proc.log_file}")
+        said.append(f"{name:<14} started (pid {pid}{f', nice {nice}' if nice else ''}), log {proc.log_file}")
         if name == "stream-job":
-            said.append(f"{'':<12} {_starting_point(settings, from_checkpoint)}")
+            said.append(f"{'':<14} {_starting_point(settings, from_checkpoint)}")
     if wait_s > 0:
         deadline = time.monotonic() + wait_s
         while not ready.exists():
@@ -58,7 +59,7 @@ def start(settings: Settings, from_checkpoint: str = "auto", wait_s: float = 0) 
                                    f"producing to {settings.kafka.topic}?); "
                                    f"see {procs['stream-job'].log_file}")
             time.sleep(0.5)
-        said.append("stream-job   processing ad_events")
+        said.append("stream-job     processing ad_events")
     return said
 
 
@@ -76,7 +77,7 @@ def stop(settings: Settings, kill: bool = False) -> list[str]:
     said = []
     for name, proc in processes(settings).items():
         stopped = proc.stop(timeout_s=0.5 if kill else 30)
-        said.append(f"{name:<12} {'stopped' if stopped else 'not running'}")
+        said.append(f"{name:<14} {'stopped' if stopped else 'not running'}")
     return said
 
 

@@ -1,16 +1,16 @@
-"""Per-view progress of the online writer, kept in Redis where the feature API reads it cheaply.
+"""Per-view progress of the online writer and the archiver, kept in Redis where the feature API reads it cheaply.
 
 One small hash per streaming view, `tessera:progress:<view>`:
 
   as_of_ms     newest as_of written for the view (never moves back, also across restarts)
-  clock_ms     the stream clock: newest valid event time the writer has seen on ad_events
+  clock_ms     the stream clock: newest valid event time the archiver has seen on ad_events
   rows_total   rows written for the view, over every run of the writer (a Prometheus counter)
   rows_per_s   rows written per second over the last RATE_WINDOW_S
   updated_ms   wall-clock time of this update: a writer that stopped reporting shows here
 
 Feast's keys are serialized entity keys (binary, starting with the number of join keys as four
 little-endian bytes) followed by the project name, so an ASCII "tessera:" prefix never collides
-with one. Publishing is telemetry: a failure is logged and never stops the writer.
+with one. Publishing is telemetry: a failure is logged and never stops the writer or the archiver.
 Importable without Feast or Flink (the API reads these hashes with the helpers below).
 """
 from __future__ import annotations
@@ -71,21 +71,83 @@ def parse_progress(view: str, raw: Mapping[bytes, bytes]) -> ViewProgress | None
                         _int(raw.get(b"rows_total")) or 0, rate, _int(raw.get(b"updated_ms")) or 0)
 
 
-class ProgressPublisher:
-    """Collects what the writer wrote and publishes it at most once per `every_s`."""
+class _Throttled:
+    """Publishes at most once per `every_s`, starting from what an earlier run published."""
 
-    def __init__(self, client: redis.Redis, views: Iterable[str], every_s: float = PUBLISH_EVERY_S) -> None:
+    def __init__(self, client: redis.Redis, views: Iterable[str], name: str, every_s: float = PUBLISH_EVERY_S) -> None:
         self.client = client
         self.views = list(views)
+        self.name = name
         self.every_s = every_s
-        self.as_of: dict[str, int] = {}
-        self.clock_ms: int | None = None
-        self.unpublished: dict[str, int] = {v: 0 for v in self.views}
-        self.written: dict[str, int] = {v: 0 for v in self.views}  # this run, for the rate
-        self.history: deque[tuple[float, dict[str, int]]] = deque()
         self.last_publish = float("-inf")
         self.started = False
         self.warned_at = float("-inf")
+
+    def maybe_publish(self, force: bool = False) -> bool:
+        now = time.monotonic()
+        if not force and now - self.last_publish < self.every_s:
+            return False
+        self.last_publish = now
+        try:
+            if not self.started:
+                self._resume()
+                self.started = True
+            self._publish(now)
+            return True
+        except redis.RedisError as err:
+            if now - self.warned_at >= 60:  # telemetry: say it, but do not flood the log
+                self.warned_at = now
+                print(f"[{self.name}] progress not published to Redis: {err}", file=sys.stderr, flush=True)
+            return False
+
+    def _resume(self) -> None:
+        raise NotImplementedError
+
+    def _publish(self, now: float) -> None:
+        raise NotImplementedError
+
+
+class ClockPublisher(_Throttled):
+    """The archiver's part of each view's hash: the stream clock (clock_ms), which never moves back."""
+
+    def __init__(self, client: redis.Redis, views: Iterable[str], every_s: float = PUBLISH_EVERY_S) -> None:
+        super().__init__(client, views, "archive", every_s)
+        self.clock_ms: int | None = None
+
+    @classmethod
+    def for_settings(cls, settings: Settings, views: Iterable[str]) -> "ClockPublisher":
+        from tessera.services.redis_server import redis_client
+
+        return cls(redis_client(settings, timeout_s=1.0), views)
+
+    def note(self, clock_ms: int | None) -> None:
+        if clock_ms is not None and (self.clock_ms is None or clock_ms > self.clock_ms):
+            self.clock_ms = clock_ms
+
+    def _resume(self) -> None:
+        with self.client.pipeline(transaction=False) as pipe:
+            for view in self.views:
+                pipe.hget(progress_key(view), "clock_ms")
+            self.note(max((c for c in map(_int, pipe.execute()) if c is not None), default=None))
+
+    def _publish(self, now: float) -> None:
+        if self.clock_ms is None:
+            return
+        with self.client.pipeline(transaction=False) as pipe:
+            for view in self.views:
+                pipe.hset(progress_key(view), "clock_ms", self.clock_ms)
+            pipe.execute()
+
+
+class ProgressPublisher(_Throttled):
+    """The writer's part of each view's hash: what it wrote (as_of_ms, rows_total, rows_per_s, updated_ms)."""
+
+    def __init__(self, client: redis.Redis, views: Iterable[str], every_s: float = PUBLISH_EVERY_S) -> None:
+        super().__init__(client, views, "sink", every_s)
+        self.as_of: dict[str, int] = {}
+        self.unpublished: dict[str, int] = {v: 0 for v in self.views}
+        self.written: dict[str, int] = {v: 0 for v in self.views}  # this run, for the rate
+        self.history: deque[tuple[float, dict[str, int]]] = deque()
 
     @classmethod
     def for_settings(cls, settings: Settings, views: Iterable[str]) -> "ProgressPublisher":
@@ -103,37 +165,16 @@ class ProgressPublisher:
             if row.as_of > self.as_of.get(row.view, -1):
                 self.as_of[row.view] = row.as_of
 
-    def maybe_publish(self, clock_ms: int | None, force: bool = False) -> bool:
-        now = time.monotonic()
-        if clock_ms is not None and (self.clock_ms is None or clock_ms > self.clock_ms):
-            self.clock_ms = clock_ms
-        if not force and now - self.last_publish < self.every_s:
-            return False
-        self.last_publish = now
-        try:
-            if not self.started:
-                self._resume()
-            self._publish(now)
-            return True
-        except redis.RedisError as err:
-            if now - self.warned_at >= 60:  # telemetry: say it, but do not flood the log
-                self.warned_at = now
-                print(f"[sink] progress not published to Redis: {err}", file=sys.stderr, flush=True)
-            return False
-
     def _resume(self) -> None:
-        """Start from what an earlier run published, so as_of and the clock never go back on a replay."""
+        """Start from what an earlier run published, so as_of never goes back on a replay."""
         with self.client.pipeline(transaction=False) as pipe:
             for view in self.views:
-                pipe.hmget(progress_key(view), ["as_of_ms", "clock_ms"])
+                pipe.hget(progress_key(view), "as_of_ms")
             replies = pipe.execute()
-        for view, (raw_as_of, raw_clock) in zip(self.views, replies):
-            as_of, clock = _int(raw_as_of), _int(raw_clock)
+        for view, raw_as_of in zip(self.views, replies):
+            as_of = _int(raw_as_of)
             if as_of is not None and as_of > self.as_of.get(view, -1):
                 self.as_of[view] = as_of
-            if clock is not None and (self.clock_ms is None or clock > self.clock_ms):
-                self.clock_ms = clock
-        self.started = True
 
     def _rates(self, now: float) -> dict[str, float]:
         self.history.append((now, dict(self.written)))
@@ -153,8 +194,6 @@ class ProgressPublisher:
                 fields: dict[str, str | int] = {"rows_per_s": f"{rates[view]:.3f}", "updated_ms": updated_ms}
                 if view in self.as_of:
                     fields["as_of_ms"] = self.as_of[view]
-                if self.clock_ms is not None:
-                    fields["clock_ms"] = self.clock_ms
                 pipe.hset(key, mapping=fields)
                 pipe.hincrby(key, "rows_total", self.unpublished[view])
             pipe.execute()

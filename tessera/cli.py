@@ -276,7 +276,7 @@ def cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     for name, proc in control.processes(settings).items():
         pid = proc.pid()
-        print(f"{name:<12} {'running, pid ' + str(pid) if pid else 'not running'}")
+        print(f"{name:<14} {'running, pid ' + str(pid) if pid else 'not running'}")
     from confluent_kafka import KafkaException
 
     try:
@@ -402,10 +402,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timestamp-column", help="default: 'timestamp' or 'event_timestamp'")
     p.set_defaults(handler=cmd_training_set)
 
-    p = sub.add_parser("stream", help="start, stop or show the Flink job and the online-store writer",
+    p = sub.add_parser("stream", help="start, stop or show the Flink job, the online-store writer and the archiver",
                        description="The PyFlink job runs on a local mini-cluster by default (remote: [flink] conf "
                                    "execution.target=remote, rest.address, rest.port); the sink writes its rows "
-                                   "into Feast's Redis online store and the offline store. A restarted job resumes "
+                                   "into Feast's Redis online store and the offline store; the archiver writes every "
+                                   "valid event into the raw history and publishes the stream clock. A restarted job resumes "
                                    "from its newest retained checkpoint; without one (a first start, or a switch of [flink] engine) it "
                                    "replays the topic from its earliest offset.")
     p.add_argument("action", choices=["start", "stop", "status"])

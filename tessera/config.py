@@ -203,6 +203,9 @@ class SinkSettings(BaseModel):
     archive_batch_ms: int = 10_000
     # The writer's CPU priority (Unix nice, 0 to 19), as [flink] nice for the job.
     nice: int = Field(default=0, ge=0, le=19)
+    # The archiver's (streaming/archive.py, raw history and stream clock): a few points above `nice`
+    # give the freshness path the CPU first; the archive catches up in the writer's idle time.
+    archive_nice: int = Field(default=0, ge=0, le=19)
 
 
 class SparkSettings(BaseModel):

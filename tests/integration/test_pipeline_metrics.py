@@ -13,6 +13,7 @@ from confluent_kafka import Producer
 from serving.app import create_app
 from serving.pipeline_probe import probe_kafka
 from streaming.aggregator import FeatureRow
+from streaming.archive import Archiver
 from streaming.consumer_groups import ARCHIVE, JOB, SINK
 from streaming.progress import parse_progress, progress_key
 from streaming.sink import Sink
@@ -57,21 +58,22 @@ def test_sink_progress_and_kafka_lag_reach_metrics(own_stack: Settings) -> None:
     produce(settings, settings.kafka.dlq_topic, [b'{"code":"not_json"}'] * 2)
     produce(settings, settings.kafka.late_topic, [b"{}"])
 
-    sink = Sink(settings)
+    sink, archiver = Sink(settings), Archiver(settings)
     redis = redis_client(settings)
     try:
         deadline = time.monotonic() + 90
         while True:
             sink.step()
+            archiver.step()
             progress = parse_progress("user_ad_activity", redis.hgetall(progress_key("user_ad_activity")))
             if progress is not None and progress.rows_total == 3 and progress.clock_ms == clock:
                 break
-            assert time.monotonic() < deadline, f"the sink did not publish its progress: {progress}"
-        sink.running = False
-        sink.step()  # flushes the archive and commits its offsets, as the sink does when it stops
+            assert time.monotonic() < deadline, f"the writer and the archiver did not publish: {progress}"
+        archiver.running = False
+        archiver.step()  # writes the archive and commits its offsets, as the archiver does when it stops
     finally:
         sink.features.close()
-        sink.archive.close()
+        archiver.consumer.close()
 
     assert progress.as_of_ms == clock - 2_000 and progress.freshness_lag_ms == 2_000
     campaign = parse_progress("campaign_delivery", redis.hgetall(progress_key("campaign_delivery")))

@@ -13,7 +13,7 @@ def test_status_with_no_broker_says_the_lag_is_unknown(tmp_path: Path) -> None:
     began = time.monotonic()
     done = run_tessera(env, "stream", "status", timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "stream-job   not running" in done.stdout
+    assert "stream-job     not running" in done.stdout
     assert "consumer lag unknown: Kafka at 127.0.0.1:" in done.stderr
     assert "does not answer" in done.stderr
     assert "Traceback" not in done.stderr

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from streaming.aggregator import FeatureRow
-from streaming.progress import ProgressPublisher, progress_key
+from streaming.progress import ClockPublisher, ProgressPublisher, progress_key
 from tessera.config import Settings
 from tessera.services.redis_server import redis_client
 
@@ -25,7 +25,10 @@ def publish_progress(settings: Settings) -> int:
     publisher = ProgressPublisher(client, views)
     publisher.note([FeatureRow("user_ad_activity", k, clock - FRESH_LAG_MS - k, {}) for k in range(3)])
     publisher.note([FeatureRow("campaign_delivery", 10, clock - STALE_LAG_MS, {})])
-    assert publisher.maybe_publish(clock, force=True)
+    assert publisher.maybe_publish(force=True)
+    clock_publisher = ClockPublisher(client, views)
+    clock_publisher.note(clock)
+    assert clock_publisher.maybe_publish(force=True)
     return clock
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from serving.app import create_app
 from streaming.aggregator import FeatureRow
-from streaming.progress import ProgressPublisher, parse_progress, progress_key
+from streaming.progress import ClockPublisher, ProgressPublisher, parse_progress, progress_key
 from tessera.config import Settings
 from tessera.services.redis_server import redis_client
 from tests.serving.stack import ServingStack, TestClient, free_port
@@ -105,17 +105,20 @@ def test_progress_never_goes_back_and_counts_across_runs(serving_stack: ServingS
     client = redis_client(serving_stack.settings)
     view = "probe_view_progress"
     client.delete(progress_key(view))
-    first = ProgressPublisher(client, [view])
+    first, first_clock = ProgressPublisher(client, [view]), ClockPublisher(client, [view])
     first.note([FeatureRow(view, 1, 5_000, {}), FeatureRow(view, 2, 7_000, {})])
-    assert first.maybe_publish(9_000, force=True)
-    # A restarted writer replays older rows: as_of and the clock stay, the count adds up.
-    second = ProgressPublisher(client, [view])
+    first_clock.note(9_000)
+    assert first.maybe_publish(force=True) and first_clock.maybe_publish(force=True)
+    # A restarted writer and archiver replay older rows and events: as_of and the clock stay, the
+    # count adds up.
+    second, second_clock = ProgressPublisher(client, [view]), ClockPublisher(client, [view])
     second.note([FeatureRow(view, 1, 4_000, {})])
-    assert second.maybe_publish(6_000, force=True)
+    second_clock.note(6_000)
+    assert second.maybe_publish(force=True) and second_clock.maybe_publish(force=True)
     progress = parse_progress(view, client.hgetall(progress_key(view)))
     assert progress is not None
     assert (progress.as_of_ms, progress.clock_ms, progress.rows_total) == (7_000, 9_000, 3)
     assert progress.freshness_lag_ms == 2_000
-    assert not second.maybe_publish(10_000)  # within a second of the last: not again
+    assert not second.maybe_publish() and not second_clock.maybe_publish()  # within a second: not again
     assert parse_progress(view, {}) is None
     client.delete(progress_key(view))

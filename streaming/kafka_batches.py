@@ -1,0 +1,38 @@
+"""Kafka consumers of the stream's Python processes (the online writer and the archiver)."""
+from __future__ import annotations
+
+import sys
+
+from confluent_kafka import Consumer, KafkaError, Message
+
+from tessera.config import Settings
+
+
+def group_consumer(settings: Settings, group: str, topic: str) -> Consumer:
+    """A consumer that commits only what its caller has written (no auto-commit)."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": group,
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         # A batch held through an outage of Redis is not a consumer gone astray.
+                         "max.poll.interval.ms": 3_600_000,
+                         # The broker answers a fetch once it has 64 KB or after 50 ms, not with every
+                         # few records: at a few thousand events/s that is the broker's main cost.
+                         "fetch.min.bytes": 65_536, "fetch.wait.max.ms": 50,
+                         **settings.kafka.client_options})
+    consumer.subscribe([topic])
+    return consumer
+
+
+def batch_name(messages: list[Message]) -> str:
+    first, last = messages[0], messages[-1]
+    return f"p{first.partition()}-{first.offset()}-{last.offset()}"
+
+
+def good_messages(messages: list[Message], name: str) -> list[Message]:
+    """The messages that carry records; errors other than a partition's end are logged."""
+    out = []
+    for m in messages:
+        if m.error() is None:
+            out.append(m)
+        elif m.error().code() != KafkaError._PARTITION_EOF:
+            print(f"[{name}] kafka error: {m.error()}", file=sys.stderr, flush=True)
+    return out

@@ -1,0 +1,60 @@
+"""The loop the stream's Python consumers share: one step after another until told to stop, and a
+step that fails because Kafka, Redis or the disk is away is tried again, with backoff, never skipped."""
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from typing import Any, Callable, Protocol
+
+from confluent_kafka import KafkaException
+from redis.exceptions import RedisError
+
+from batch.online_bulk_writer import OnlineWriteError
+
+MAX_BACKOFF_S = 5.0
+TRANSIENT = (KafkaException, RedisError, OnlineWriteError, OSError)
+
+
+def run_steps(name: str, step: Callable[[], None], running: Callable[[], bool], report: Callable[[], str],
+              report_every_s: float = 5.0) -> bool:
+    """Runs `step` while `running()`; prints `report()` every `report_every_s`. Returns True when the
+    last step succeeded, so the caller may flush what it holds."""
+    last_report = time.monotonic()
+    failures = 0
+    while running():
+        try:
+            step()
+            if failures:
+                print(f"[{name}] recovered after {failures} failed attempt(s)", flush=True)
+            failures = 0
+        except TRANSIENT as err:
+            # The component is away: wait and do the same work again; what is not written stays held.
+            failures += 1
+            delay = min(MAX_BACKOFF_S, 0.25 * 2 ** min(failures, 5))
+            print(f"[{name}] {type(err).__name__}: {err}; retrying what is not written yet "
+                  f"in {delay:.1f} s (attempt {failures})", file=sys.stderr, flush=True)
+            time.sleep(delay)
+            continue
+        if time.monotonic() - last_report >= report_every_s:
+            last_report = time.monotonic()
+            print(f"[{name}] {report()}", flush=True)
+    return failures == 0
+
+
+class Worker(Protocol):
+    running: bool
+
+    def run(self) -> None: ...
+
+
+def run_until_stopped(name: str, worker: Worker) -> int:
+    """Runs the worker until SIGTERM or SIGINT, which let it finish the step in hand and flush."""
+    def stop(*_: Any) -> None:
+        worker.running = False
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    worker.run()
+    print(f"[{name}] stopped", flush=True)
+    return 0
