@@ -62,7 +62,7 @@ class Validate(ProcessFunction):
         Path(self.ready_file).parent.mkdir(parents=True, exist_ok=True)
         Path(self.ready_file).write_text(str(int(time.time() * 1000)))
         self.validator = StreamValidator()
-        self.clock = PartitionClock(self.partitions, self.idle_ms, started_ms=int(time.time() * 1000))
+        self.clock = PartitionClock(self.partitions, self.idle_ms)
         self.invalid = runtime_context.get_metrics_group().counter("invalid_messages")
 
     def process_element(self, record: Row, ctx: ProcessFunction.Context) -> Iterable[Any]:

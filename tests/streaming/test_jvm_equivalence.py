@@ -33,7 +33,7 @@ def _events(count: int) -> list[dict[str, Any]]:
     config = GeneratorConfig(seed=33, users=40, campaigns=6, ctr=0.2, cvr=0.3,
                              duplicates=0.05, out_of_order=0.1, late=0.03, invalid=0.0)
     rng = random.Random(7)
-    clock = PartitionClock(partitions=2, idle_ms=10_000, started_ms=0)
+    clock = PartitionClock(partitions=2, idle_ms=10_000)
     out = []
     for i, m in enumerate(EventGenerator(config, START, rate_per_s=3.0).take(count)):
         assert m.event is not None

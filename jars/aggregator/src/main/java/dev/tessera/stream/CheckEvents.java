@@ -12,15 +12,14 @@ import java.util.Base64;
  * (tests/streaming/test_jvm_validation.py). Input lines: "PARTITION NOW_MS BASE64" ("-" for a
  * message without a value); output, one line each: "event <Event.toJson()>" or "dlq <envelope>".
  *
- *     java -cp tessera-aggregator.jar:flink-dist.jar dev.tessera.stream.CheckEvents PARTITIONS IDLE_MS STARTED_MS
+ *     java -cp tessera-aggregator.jar:flink-dist.jar dev.tessera.stream.CheckEvents PARTITIONS IDLE_MS
  */
 public final class CheckEvents {
     private CheckEvents() {
     }
 
     public static void main(String[] args) throws Exception {
-        RecordValidator validator = new RecordValidator(Integer.parseInt(args[0]), Long.parseLong(args[1]),
-                Long.parseLong(args[2]));
+        RecordValidator validator = new RecordValidator(Integer.parseInt(args[0]), Long.parseLong(args[1]));
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.US_ASCII));
         BufferedWriter out = new BufferedWriter(new OutputStreamWriter(System.out, StandardCharsets.UTF_8));
         for (String line = in.readLine(); line != null; line = in.readLine()) {

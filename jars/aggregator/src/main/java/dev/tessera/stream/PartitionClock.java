@@ -7,24 +7,28 @@ import java.util.Map;
  * streaming/stream_clock.py for the JVM engine: the stream's event-time clock across Kafka
  * partitions, the minimum over partitions of the newest event time each has delivered. A partition
  * silent for `idleMs` of processing time stops holding the clock back; the clock never moves back.
+ * The idle period of a partition not heard yet runs from the run's first message, not from the
+ * start (see the Python twin for why).
  */
 public final class PartitionClock {
     private final int partitions;
     private final long idleMs;
-    private final long startedMs;
+    private Long firstHeardMs;  // processing time of the run's first message
     private final Map<Integer, Long> newest = new HashMap<>();
     private final Map<Integer, Long> heard = new HashMap<>();
     private Long clock;
 
-    public PartitionClock(int partitions, long idleMs, long startedMs) {
+    public PartitionClock(int partitions, long idleMs) {
         this.partitions = partitions;
         this.idleMs = idleMs;
-        this.startedMs = startedMs;
     }
 
     /** Records a message (eventTime null for an invalid one) and returns the clock. */
     public Long observe(int partition, Long eventTime, long nowMs) {
         heard.put(partition, nowMs);
+        if (firstHeardMs == null) {
+            firstHeardMs = nowMs;
+        }
         if (eventTime != null && eventTime > newest.getOrDefault(partition, -1L)) {
             newest.put(partition, eventTime);
         }
@@ -51,10 +55,13 @@ public final class PartitionClock {
     }
 
     public Long tick(long nowMs) {
+        if (firstHeardMs == null) {
+            return clock;  // nothing read yet in this run
+        }
         long candidate = Long.MAX_VALUE;
         boolean any = false;
         for (int p = 0; p < partitions; p++) {
-            long lastHeard = heard.getOrDefault(p, startedMs);
+            long lastHeard = heard.getOrDefault(p, firstHeardMs);
             if (nowMs - lastHeard >= idleMs) {
                 continue;  // idle: does not hold the clock back
             }

@@ -13,8 +13,8 @@ final class RecordValidator {
     private final StreamValidator validator = new StreamValidator();
     private final PartitionClock clock;
 
-    RecordValidator(int partitions, long idleMs, long startedMs) {
-        clock = new PartitionClock(partitions, idleMs, startedMs);
+    RecordValidator(int partitions, long idleMs) {
+        clock = new PartitionClock(partitions, idleMs);
     }
 
     /** The valid {@link Event} (its clock set), or the dead-letter envelope (a String). */

@@ -55,7 +55,7 @@ public class Validate extends ProcessFunction<Row, Event> implements Checkpointe
         Path ready = Path.of(readyFile);
         Files.createDirectories(ready.getParent());
         Files.writeString(ready, Long.toString(now), StandardCharsets.UTF_8);
-        validator = new RecordValidator(partitions, idleMs, now);
+        validator = new RecordValidator(partitions, idleMs);
         if (restored != null) {
             validator.restore(restored);
         }
