@@ -9,7 +9,8 @@ process and its children). At the end: the goals, pass or fail.
 
     .venv/bin/python bench/soak.py [--minutes 10] [--rps 2000] [--events-per-s 5000] [--stream-nice N]
 
-Before the load, every user and campaign gets one event, so that the online store holds all of its
+Before the load, every user and campaign gets one event (their times spread over the shortest window
+before now, so that keys decay a few hundred a second, as in a live stream), so that the online store holds all of its
 keys from the start: what grows after that is memory, not data.
 
 Goals (issue 7): zero errors, p99 within the feature API's 5 ms each minute, memory flat (the last
@@ -22,7 +23,7 @@ the CPU left over, which the freshness goal holds to account. `--serving-priorit
 request path at SCHED_FIFO N (`[serving] realtime_priority`, `[redis] realtime_priority`, and the
 load generator, which stands in for callers on other machines): what meets the p99 goal on 2 cores.
 
-    .venv/bin/python bench/soak.py --minutes 10 --stream-nice 10 --serving-priority 50   # as root
+    .venv/bin/python bench/soak.py --minutes 10 --stream-nice 10 --archive-nice 19 --serving-priority 50   # as root
 
 Each minute also prints the Flink JVM's heap, the seconds with the most slow requests, and how long
 the CPUs were taken away from this machine altogether (bench/cpu_stalls.py), in all and in those seconds.
@@ -262,8 +263,13 @@ class EventPump:
             self._process.kill()
 
 
-def seed_every_key(settings, users: int, campaigns: int) -> int:  # type: ignore[no-untyped-def]
-    """One impression now for each user and campaign id the generator and the load draw from."""
+def seed_every_key(settings, users: int, campaigns: int, spread_ms: int) -> int:  # type: ignore[no-untyped-def]
+    """One impression for each user and campaign id the generator and the load draw from, their times
+    spread evenly over the `spread_ms` before now, in time order. Seeded at one instant, every key
+    would leave its shortest window at one instant mid-soak too: a decay of every key at once that no
+    live stream has (100,000 rows in a second, the writer 20 s behind). Spread over that window, they
+    decay a few hundred a second, as a live stream's keys do. Sent before the job starts, so that no
+    newer event makes them late."""
     from tessera.events import AdEvent
     from tessera.kafka_io import make_producer
 
@@ -271,7 +277,8 @@ def seed_every_key(settings, users: int, campaigns: int) -> int:  # type: ignore
     now = int(time.time() * 1000)
     count = max(users, campaigns)
     for i in range(count):
-        event = AdEvent(f"soak-seed-{i:x}", "impression", now, i % users, 0, i % campaigns, 0.001)
+        at = now - spread_ms + spread_ms * i // count
+        event = AdEvent(f"soak-seed-{i:x}", "impression", at, i % users, 0, i % campaigns, 0.001)
         while True:
             try:
                 producer.produce(settings.kafka.topic, event.to_json_bytes(), event.key)
@@ -330,6 +337,9 @@ def main() -> int:
                         help="load (stream and requests) before the measured minutes, printed apart (default 60)")
     parser.add_argument("--stream-nice", type=int, default=0,
                         help="the Flink job's, the writer's and the Kafka broker's Unix nice, 0-19 (default 0: equal priority)")
+    parser.add_argument("--archive-nice", type=int,
+                        help="the archiver's Unix nice ([sink] archive_nice; default: --stream-nice): it archives "
+                             "raw events and may lag a few seconds, so 19 leaves the rest of the stream the CPU first")
     parser.add_argument("--worst-seconds", type=int, default=5,
                         help="each minute, list this many seconds with the most requests over the p99 goal "
                              "(to line them up with GC or checkpoint logs; default 5)")
@@ -358,6 +368,7 @@ def main() -> int:
            "TESSERA_PATHS__DATA_DIR": str(state / "data"), "TESSERA_PATHS__JAR_DIR": str(ROOT / ".cache" / "jars"),
            "TESSERA_FLINK__NICE": str(args.stream_nice), "TESSERA_SINK__NICE": str(args.stream_nice),
            "TESSERA_KAFKA__NICE": str(args.stream_nice),
+           "TESSERA_SINK__ARCHIVE_NICE": str(args.stream_nice if args.archive_nice is None else args.archive_nice),
            "TESSERA_FLINK__LOCAL_HEAP": args.flink_heap,
            "TESSERA_SERVING__REALTIME_PRIORITY": str(args.serving_priority),
            "TESSERA_REDIS__REALTIME_PRIORITY": str(args.serving_priority)}
@@ -379,19 +390,20 @@ def main() -> int:
     freshness: FreshnessSampler | None = None
     probe: StallProbe | None = None
     try:
-        tessera_cli(env, "stream", "start", "--from-checkpoint", "none")
-        tessera_cli(env, "generate", "kafka", "--rate", "10", "--duration", "1", "--seed", "7")
-        tessera_cli(env, "stream", "start", "--wait", "240")
         from tessera.generator import GeneratorConfig
 
-        seeded = seed_every_key(settings, args.users + 1, GeneratorConfig().campaigns)
-        print(f"seeded {seeded:,} keys (one event per user and campaign id); stream at nice {args.stream_nice}; "
+        spread_ms = shortest_window_ms(settings)
+        seeded = seed_every_key(settings, args.users + 1, GeneratorConfig().campaigns, spread_ms)
+        tessera_cli(env, "stream", "start", "--from-checkpoint", "none", "--wait", "240")
+        print(f"seeded {seeded:,} keys (one event per user and campaign id, over the {spread_ms // 1000} s before "
+              f"now); stream at nice {args.stream_nice}, archiver at nice {settings.sink.archive_nice}; "
               f"request path at {f'SCHED_FIFO {args.serving_priority}' if args.serving_priority else 'ordinary priority'}",
               flush=True)
         api.start()
         pids = {"kafka": KafkaBroker(settings).process.pid(), "redis": RedisServer(settings).process.pid(),
                 "flink job": control.processes(settings)["stream-job"].pid(),
                 "writer": control.processes(settings)["stream-sink"].pid(),
+                "archive": control.processes(settings)["stream-archive"].pid(),
                 "api": api.process.pid if api.process else None}
         print(f"generating {int(args.events_per_s * pump_seconds):,} events for the event pump", flush=True)
         pump.start()
@@ -455,6 +467,11 @@ def main() -> int:
             if getattr(result, "worst_seconds", None):
                 print("      most requests over the p99 goal in: "
                       + ", ".join(_second(at, n, stalls) for at, n in result.worst_seconds), flush=True)
+        from tessera.kafka_io import topic_message_counts
+
+        late = topic_message_counts(settings, [settings.kafka.late_topic], timeout_s=10)[settings.kafka.late_topic]
+        print(f"\nlate events ({settings.kafka.late_topic}): {late:,} (the seed's and the load's events are all on "
+              "time: more than 0: the job judged some late, and they are missing online)", flush=True)
     finally:
         if freshness is not None:
             freshness.stop()
@@ -513,6 +530,13 @@ def report(minutes: list[Minute], args: argparse.Namespace, budget_ms: int) -> i
               f"{heaps[-1].old_capacity_mb:,.0f}; {heaps[-1].full_gcs - heaps[0].full_gcs} full collections, "
               f"{heaps[-1].gc_s - heaps[0].gc_s:.1f} s in collections from minute {minutes[0].index} to {minutes[-1].index}")
     return 0 if errors == 0 and worst_p99 <= P99_GOAL_MS and flat and fresh else 1
+
+
+def shortest_window_ms(settings) -> int:  # type: ignore[no-untyped-def]
+    from tessera.definitions import load_definitions
+
+    return min(length for view in load_definitions(settings.feature_repo).streaming_views()
+               for agg in view.aggregations for length in agg.window_lengths_ms())
 
 
 def freshness_budget_ms(settings) -> int:  # type: ignore[no-untyped-def]
