@@ -211,6 +211,10 @@ def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool, vi
         "properties.auto.offset.reset": "earliest", "value.format": "raw",
         # Fetches answered at 64 KB or after 50 ms rather than per handful of records (see sink.py).
         "properties.fetch.min.bytes": "65536", "properties.fetch.max.wait.ms": "50",
+        # A backlog read 64 KB of a partition at a time, not 1 MB: every partition then delivers every
+        # few hundred records. A slow job (a cold start) took longer than the idle period over 1 MB
+        # of one partition, the others looked idle, and the clock ran ahead of their backlog.
+        "properties.max.partition.fetch.bytes": "65536",
         **({"scan.bounded.mode": "latest-offset"} if bounded else {}),
         # Security settings translated from librdkafka's names (tessera/kafka_clients.py).
         **{f"properties.{key}": value for key, value in java_client_properties(k).items()},
