@@ -142,12 +142,12 @@ class Captured:
 @pytest.fixture()
 def captured(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     import streaming.control
-    import streaming.sink
+    import streaming.kafka_batches
     import tessera.kafka_io
     import tessera.services.kafka_broker
 
     Captured.configs = []
-    for module in (tessera.kafka_io, streaming.sink, streaming.control, tessera.services.kafka_broker):
+    for module in (tessera.kafka_io, streaming.kafka_batches, streaming.control, tessera.services.kafka_broker):
         for name in ("Producer", "Consumer", "AdminClient"):
             if hasattr(module, name):
                 monkeypatch.setattr(module, name, Captured)
@@ -156,14 +156,14 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 
 def test_every_librdkafka_client_gets_the_options(captured: list[dict[str, Any]]) -> None:
-    from streaming import control, sink
+    from streaming import control, kafka_batches
     from tessera import kafka_io
     from tessera.services.kafka_broker import kafka_admin
 
     settings = settings_with(SASL_SSL)
     kafka_io.make_producer(settings)
     kafka_io.topic_message_counts(settings, ["ad_events"])
-    sink._consumer(settings, "g", "t")
+    kafka_batches.group_consumer(settings, "g", "t")  # the online writer's and the archiver's
     control.lags(settings)
     kafka_admin(settings)
     kafka_admin(settings, quiet=True)
