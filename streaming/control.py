@@ -17,8 +17,12 @@ def _process(settings: Settings, name: str) -> ManagedProcess:
     return ManagedProcess(name, settings.state_dir / "run", settings.state_dir / "logs" / f"{name}.log")
 
 
+PROCESSES = ("stream-job", "stream-sink", "stream-archive")
+NAME_WIDTH = max(map(len, PROCESSES))  # the column their names take in what start, stop and status print
+
+
 def processes(settings: Settings) -> dict[str, ManagedProcess]:
-    return {name: _process(settings, name) for name in ("stream-job", "stream-sink", "stream-archive")}
+    return {name: _process(settings, name) for name in PROCESSES}
 
 
 def start(settings: Settings, from_checkpoint: str = "auto", wait_s: float = 0) -> list[str]:
@@ -43,12 +47,12 @@ def start(settings: Settings, from_checkpoint: str = "auto", wait_s: float = 0) 
     for name, (command, nice) in commands.items():
         proc = procs[name]
         if proc.pid() is not None:
-            said.append(f"{name:<14} already running (pid {proc.pid()}), log {proc.log_file}")
+            said.append(f"{name:<{NAME_WIDTH}} already running (pid {proc.pid()}), log {proc.log_file}")
             continue
         pid = proc.start(command, env=env, cwd=settings.root, nice=nice)
-        said.append(f"{name:<14} started (pid {pid}{f', nice {nice}' if nice else ''}), log {proc.log_file}")
+        said.append(f"{name:<{NAME_WIDTH}} started (pid {pid}{f', nice {nice}' if nice else ''}), log {proc.log_file}")
         if name == "stream-job":
-            said.append(f"{'':<14} {_starting_point(settings, from_checkpoint)}")
+            said.append(f"{'':<{NAME_WIDTH}} {_starting_point(settings, from_checkpoint)}")
     if wait_s > 0:
         deadline = time.monotonic() + wait_s
         while not ready.exists():
@@ -59,7 +63,7 @@ def start(settings: Settings, from_checkpoint: str = "auto", wait_s: float = 0) 
                                    f"producing to {settings.kafka.topic}?); "
                                    f"see {procs['stream-job'].log_file}")
             time.sleep(0.5)
-        said.append("stream-job     processing ad_events")
+        said.append(f"{'stream-job':<{NAME_WIDTH}} processing ad_events")
     return said
 
 
@@ -77,7 +81,7 @@ def stop(settings: Settings, kill: bool = False) -> list[str]:
     said = []
     for name, proc in processes(settings).items():
         stopped = proc.stop(timeout_s=0.5 if kill else 30)
-        said.append(f"{name:<14} {'stopped' if stopped else 'not running'}")
+        said.append(f"{name:<{NAME_WIDTH}} {'stopped' if stopped else 'not running'}")
     return said
 
 

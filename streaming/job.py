@@ -209,7 +209,7 @@ def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool, vi
         "connector": "kafka", "topic": k.topic, "properties.bootstrap.servers": k.bootstrap_servers,
         "properties.group.id": GROUP_ID, "scan.startup.mode": "group-offsets" if restored else "earliest-offset",
         "properties.auto.offset.reset": "earliest", "value.format": "raw",
-        # Fetches answered at 64 KB or after 50 ms rather than per handful of records (see sink.py).
+        # Fetches answered at 64 KB or after 50 ms rather than per handful of records (see kafka_batches.py).
         "properties.fetch.min.bytes": "65536", "properties.fetch.max.wait.ms": "50",
         # A backlog read 64 KB of a partition at a time, not 1 MB: every partition then delivers every
         # few hundred records. A slow job (a cold start) took longer than the idle period over 1 MB

@@ -19,7 +19,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import ClassVar, Iterable, Mapping, Self
 
 import redis
 
@@ -74,14 +74,21 @@ def parse_progress(view: str, raw: Mapping[bytes, bytes]) -> ViewProgress | None
 class _Throttled:
     """Publishes at most once per `every_s`, starting from what an earlier run published."""
 
-    def __init__(self, client: redis.Redis, views: Iterable[str], name: str, every_s: float = PUBLISH_EVERY_S) -> None:
+    name: ClassVar[str]  # the process, in its log lines
+
+    def __init__(self, client: redis.Redis, views: Iterable[str], every_s: float = PUBLISH_EVERY_S) -> None:
         self.client = client
         self.views = list(views)
-        self.name = name
         self.every_s = every_s
         self.last_publish = float("-inf")
         self.started = False
         self.warned_at = float("-inf")
+
+    @classmethod
+    def for_settings(cls, settings: Settings, views: Iterable[str]) -> Self:
+        from tessera.services.redis_server import redis_client
+
+        return cls(redis_client(settings, timeout_s=1.0), views)
 
     def maybe_publish(self, force: bool = False) -> bool:
         now = time.monotonic()
@@ -110,15 +117,11 @@ class _Throttled:
 class ClockPublisher(_Throttled):
     """The archiver's part of each view's hash: the stream clock (clock_ms), which never moves back."""
 
+    name = "archive"
+
     def __init__(self, client: redis.Redis, views: Iterable[str], every_s: float = PUBLISH_EVERY_S) -> None:
-        super().__init__(client, views, "archive", every_s)
+        super().__init__(client, views, every_s)
         self.clock_ms: int | None = None
-
-    @classmethod
-    def for_settings(cls, settings: Settings, views: Iterable[str]) -> "ClockPublisher":
-        from tessera.services.redis_server import redis_client
-
-        return cls(redis_client(settings, timeout_s=1.0), views)
 
     def note(self, clock_ms: int | None) -> None:
         if clock_ms is not None and (self.clock_ms is None or clock_ms > self.clock_ms):
@@ -135,25 +138,21 @@ class ClockPublisher(_Throttled):
             return
         with self.client.pipeline(transaction=False) as pipe:
             for view in self.views:
-                pipe.hset(progress_key(view), "clock_ms", self.clock_ms)
+                pipe.hset(progress_key(view), "clock_ms", str(self.clock_ms))
             pipe.execute()
 
 
 class ProgressPublisher(_Throttled):
     """The writer's part of each view's hash: what it wrote (as_of_ms, rows_total, rows_per_s, updated_ms)."""
 
+    name = "sink"
+
     def __init__(self, client: redis.Redis, views: Iterable[str], every_s: float = PUBLISH_EVERY_S) -> None:
-        super().__init__(client, views, "sink", every_s)
+        super().__init__(client, views, every_s)
         self.as_of: dict[str, int] = {}
         self.unpublished: dict[str, int] = {v: 0 for v in self.views}
         self.written: dict[str, int] = {v: 0 for v in self.views}  # this run, for the rate
         self.history: deque[tuple[float, dict[str, int]]] = deque()
-
-    @classmethod
-    def for_settings(cls, settings: Settings, views: Iterable[str]) -> "ProgressPublisher":
-        from tessera.services.redis_server import redis_client
-
-        return cls(redis_client(settings, timeout_s=1.0), views)
 
     def note(self, rows: Iterable[FeatureRow]) -> None:
         """Rows that were just written (online and offline)."""

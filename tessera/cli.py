@@ -276,7 +276,7 @@ def cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     for name, proc in control.processes(settings).items():
         pid = proc.pid()
-        print(f"{name:<14} {'running, pid ' + str(pid) if pid else 'not running'}")
+        print(f"{name:<{control.NAME_WIDTH}} {'running, pid ' + str(pid) if pid else 'not running'}")
     from confluent_kafka import KafkaException
 
     try:
