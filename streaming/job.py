@@ -47,7 +47,7 @@ from streaming.consumer_groups import JOB as GROUP_ID
 
 
 class Validate(ProcessFunction):
-    """Kafka records (bytes, partition) in; event dicts carrying the stream clock out; invalid
+    """Kafka records (bytes, partition, Kafka timestamp) in; event dicts carrying the stream clock out; invalid
     messages to the dead-letter side output. Runs at parallelism 1 so that it sees every partition
     and can hold the clock at the slowest one (see stream_clock.py)."""
 
@@ -68,13 +68,14 @@ class Validate(ProcessFunction):
     def process_element(self, record: Row, ctx: ProcessFunction.Context) -> Iterable[Any]:
         raw = None if record[0] is None else bytes(record[0])  # None: a tombstone, a dead letter too
         partition = record[1]
+        written = record[2].to_epoch_milli()  # a pyflink Instant
         result = self.validator.check(raw)
         now = int(time.time() * 1000)
         if isinstance(result, AdEvent):
-            clock = self.clock.observe(partition, result.event_time, now)
+            clock = self.clock.observe(partition, result.event_time, now, written)
             yield {**result.as_dict(), "clock": clock}
         else:
-            self.clock.observe(partition, None, now)
+            self.clock.observe(partition, None, now, written)
             self.invalid.inc()
             yield DLQ, envelope(raw, result, self.validator.clock_ms)
 
@@ -220,10 +221,12 @@ def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool, vi
         **{f"properties.{key}": value for key, value in java_client_properties(k).items()},
     }
     with_clause = sql_with_clause(options)  # quoted: a password may hold a quote
-    # The SQL connector gives the raw bytes (for the dead-letter topic) and the partition (for the clock).
+    # The SQL connector gives the raw bytes (for the dead-letter topic), and the partition and the
+    # time written (for the clock's idle rule, stream_clock.py).
     t_env.execute_sql(f"""CREATE TEMPORARY TABLE ad_events_source (
         `value` BYTES,
-        `partition_id` INT METADATA FROM 'partition' VIRTUAL
+        `partition_id` INT METADATA FROM 'partition' VIRTUAL,
+        `written` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL
     ) WITH ({with_clause})""")
     raw = t_env.to_data_stream(t_env.from_path("ad_events_source"))
 

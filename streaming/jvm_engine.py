@@ -33,8 +33,8 @@ def aggregator_jar(settings: Settings) -> Path:
 
 def build(records: DataStream, plans: list[ViewPlan], settings: Settings, partitions: int, idle_ms: int,
           ready_file: Path) -> tuple[DataStream, DataStream, DataStream]:
-    """Kafka records (value bytes, partition) -> (feature rows, late events, dead letters), all JSON,
-    computed in the JVM."""
+    """Kafka records (value bytes, partition, Kafka timestamp) -> (feature rows, late events, dead
+    letters), all JSON, computed in the JVM."""
     # pipeline.jars ships the jar to the cluster; the client's class loader needs it to build the graph.
     add_jars_to_context_class_loader([aggregator_jar(settings).as_uri()])
     topology = get_gateway().jvm.dev.tessera.stream.Topology

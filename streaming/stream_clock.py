@@ -1,10 +1,21 @@
 """The stream's event-time clock across Kafka partitions, as Flink's per-partition watermarks
 would compute it: the minimum over partitions of the newest event time each has delivered.
 
-A partition that has delivered nothing for `idle_ms` of processing time stops holding the clock
-back (Flink's source idleness); until every partition has either spoken or gone idle there is no
-clock, so nothing is judged late and no window is closed on a partial view of the topic.
-The clock never moves backwards.
+An idle partition stops holding the clock back (Flink's source idleness); until every partition
+has either spoken or gone idle there is no clock, so nothing is judged late and no window is
+closed on a partial view of the topic. The clock never moves backwards.
+
+A partition is idle when it has been silent both for `idle_ms` of processing time and while the
+job read `idle_ms` further into the topic, measured by the Kafka timestamps (the time written) of
+the records read. Either measure alone judges a partition with a backlog idle:
+- processing time alone, whenever the job stalls for the idle period (backpressure, a GC pause, a
+  slow start): the first record after the stall found every other partition silent for that long,
+  and the clock ran ahead of their backlog (the soak's seed events judged late at the job's start);
+- time written alone, when the source reads a backlog by bytes: a busy partition's records span
+  less time than a quiet one's, so the job reads further into the quiet one, and the busy one,
+  though delivering, would look silent.
+A partition that is really idle is silent by both (Flink's own answer to the first is an idle
+timer that pauses while the source is backpressured).
 
 The idle period of a partition not heard yet runs from the run's first message, not from the
 start: a job that takes longer than `idle_ms` to start reading (a cold start, a restore) would
@@ -20,26 +31,38 @@ class PartitionClock:
         self.idle_ms = idle_ms
         self.newest: dict[int, int] = {}       # partition -> newest valid event time
         self.heard: dict[int, int] = {}        # partition -> processing time of its last message
+        self.written: dict[int, int] = {}      # partition -> latest time written of its messages
         self.first_heard_ms: int | None = None  # processing time of the run's first message
+        self.first_written_ms = 0               # time written of the run's first message
+        self.read_to_ms = 0                     # latest time written of any message read
         self.clock: int | None = None
 
-    def observe(self, partition: int, event_time: int | None, now_ms: int) -> int | None:
-        """Record a message (event_time None for an invalid one) and return the clock."""
+    def observe(self, partition: int, event_time: int | None, now_ms: int, written_ms: int) -> int | None:
+        """Record a message (event_time None for an invalid one) and return the clock. `written_ms`
+        is the record's Kafka timestamp."""
         self.heard[partition] = now_ms
         if self.first_heard_ms is None:
             self.first_heard_ms = now_ms
+            self.first_written_ms = self.read_to_ms = written_ms
+        self.written[partition] = max(written_ms, self.written.get(partition, written_ms))
+        self.read_to_ms = max(self.read_to_ms, written_ms)
         if event_time is not None and event_time > self.newest.get(partition, -1):
             self.newest[partition] = event_time
         return self.tick(now_ms)
+
+    def idle(self, partition: int, now_ms: int) -> bool:
+        assert self.first_heard_ms is not None
+        silent_ms = now_ms - self.heard.get(partition, self.first_heard_ms)
+        read_past_ms = self.read_to_ms - self.written.get(partition, self.first_written_ms)
+        return silent_ms >= self.idle_ms and read_past_ms >= self.idle_ms
 
     def tick(self, now_ms: int) -> int | None:
         if self.first_heard_ms is None:
             return self.clock  # nothing read yet in this run
         active = []
         for p in range(self.partitions):
-            last_heard = self.heard.get(p, self.first_heard_ms)
-            if now_ms - last_heard >= self.idle_ms:
-                continue  # idle: does not hold the clock back
+            if self.idle(p, now_ms):
+                continue  # does not hold the clock back
             if p not in self.newest:
                 return self.clock  # an active partition with no event time yet: wait for it
             active.append(self.newest[p])

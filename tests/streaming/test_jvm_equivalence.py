@@ -41,7 +41,7 @@ def _events(count: int) -> list[dict[str, Any]]:
         if i % 3 == 0:  # a full-precision float at any magnitude, not the generator's 6 decimals
             e["cost"] = rng.random() * 10.0 ** rng.randint(-9, 6)
         now = 1_000 + i  # processing time: no partition ever goes idle here
-        out.append({**e, "clock": clock.observe(e["user_id"] % 2, e["event_time"], now)})
+        out.append({**e, "clock": clock.observe(e["user_id"] % 2, e["event_time"], now, now)})
     return out
 
 

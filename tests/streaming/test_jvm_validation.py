@@ -99,19 +99,19 @@ def _corpus(rng: random.Random) -> Iterator[bytes | None]:
     yield b"[" + b"1," * 800_000 + b"1]"  # 1.6 MB: the dead letter keeps a prefix and a SHA-256
 
 
-def _python_answers(messages: list[tuple[int, int, bytes | None]]) -> list[str]:
+def _python_answers(messages: list[tuple[int, int, int, bytes | None]]) -> list[str]:
     now = {"ms": 0}
     validator = StreamValidator(now_ms=lambda: now["ms"])
     clock = PartitionClock(PARTITIONS, IDLE_MS)
     out = []
-    for partition, now_ms, raw in messages:
+    for partition, now_ms, written_ms, raw in messages:
         now["ms"] = now_ms
         result = validator.check(raw)
         if isinstance(result, AdEvent):
-            c = clock.observe(partition, result.event_time, now_ms)
+            c = clock.observe(partition, result.event_time, now_ms, written_ms)
             out.append("event " + json.dumps({**result.as_dict(), "clock": c}, separators=(",", ":")))
         else:
-            clock.observe(partition, None, now_ms)
+            clock.observe(partition, None, now_ms, written_ms)
             out.append("dlq " + envelope(raw, result, validator.clock_ms))
     return out
 
@@ -132,14 +132,18 @@ def _same(jvm: str, python: str) -> bool:
 def test_jvm_validation_equals_python_validation() -> None:
     rng = random.Random(11)
     corpus = list(_corpus(rng))
-    messages: list[tuple[int, int, bytes | None]] = []
+    messages: list[tuple[int, int, int, bytes | None]] = []
     now = START + 500  # wall clock: the generated events are from the last half-second on
+    written = START  # the records' Kafka timestamps
     for i, raw in enumerate(corpus):
-        # Mostly both partitions; a stretch where partition 1 is silent long enough to go idle.
-        partition = 0 if 4_000 <= i < 4_600 else rng.randrange(PARTITIONS)
-        now += 100 if 4_000 <= i < 4_600 else rng.randrange(3)
-        messages.append((partition, now, raw))
-    lines = "".join(f"{p} {t} {'-' if raw is None else base64.b64encode(raw).decode()}\n" for p, t, raw in messages)
+        # Mostly both partitions; a stretch where partition 1 is silent long enough to go idle, after
+        # one where only processing time passes (a stall: partition 1 is not idle in it).
+        partition = 0 if 3_000 <= i < 3_300 or 4_000 <= i < 4_600 else rng.randrange(PARTITIONS)
+        now += 100 if 3_000 <= i < 3_300 or 4_000 <= i < 4_600 else rng.randrange(3)
+        written += 100 if 4_000 <= i < 4_600 else rng.randrange(3)
+        messages.append((partition, now, written, raw))
+    lines = "".join(f"{p} {t} {w} {'-' if raw is None else base64.b64encode(raw).decode()}\n"
+                    for p, t, w, raw in messages)
     jvm = run_main("CheckEvents", [str(PARTITIONS), str(IDLE_MS)], lines)
     python = _python_answers(messages)
     assert len(jvm) == len(python) == len(messages)

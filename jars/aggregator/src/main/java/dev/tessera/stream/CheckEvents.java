@@ -9,7 +9,7 @@ import java.util.Base64;
 
 /**
  * Validate's steps (RecordValidator) without a cluster, for the equivalence test against the Python validator
- * (tests/streaming/test_jvm_validation.py). Input lines: "PARTITION NOW_MS BASE64" ("-" for a
+ * (tests/streaming/test_jvm_validation.py). Input lines: "PARTITION NOW_MS WRITTEN_MS BASE64" ("-" for a
  * message without a value); output, one line each: "event <Event.toJson()>" or "dlq <envelope>".
  *
  *     java -cp tessera-aggregator.jar:flink-dist.jar dev.tessera.stream.CheckEvents PARTITIONS IDLE_MS
@@ -26,8 +26,9 @@ public final class CheckEvents {
             String[] parts = line.split(" ", -1);
             int partition = Integer.parseInt(parts[0]);
             long now = Long.parseLong(parts[1]);
-            byte[] raw = parts[2].equals("-") ? null : Base64.getDecoder().decode(parts[2]);
-            Object result = validator.check(raw, partition, now);
+            long written = Long.parseLong(parts[2]);
+            byte[] raw = parts[3].equals("-") ? null : Base64.getDecoder().decode(parts[3]);
+            Object result = validator.check(raw, partition, now, written);
             out.write(result instanceof Event ? "event " + ((Event) result).toJson() : "dlq " + result);
             out.newLine();
         }

@@ -6,16 +6,20 @@ import java.util.Map;
 /**
  * streaming/stream_clock.py for the JVM engine: the stream's event-time clock across Kafka
  * partitions, the minimum over partitions of the newest event time each has delivered. A partition
- * silent for `idleMs` of processing time stops holding the clock back; the clock never moves back.
+ * silent both for `idleMs` of processing time and while the job read `idleMs` further into the
+ * topic (by the records' Kafka timestamps) stops holding the clock back; the clock never moves back.
  * The idle period of a partition not heard yet runs from the run's first message, not from the
- * start (see the Python twin for why).
+ * start (see the Python twin for why of both).
  */
 public final class PartitionClock {
     private final int partitions;
     private final long idleMs;
     private Long firstHeardMs;  // processing time of the run's first message
+    private long firstWrittenMs;  // time written of the run's first message
+    private long readToMs;  // latest time written of any message read
     private final Map<Integer, Long> newest = new HashMap<>();
     private final Map<Integer, Long> heard = new HashMap<>();
+    private final Map<Integer, Long> written = new HashMap<>();
     private Long clock;
 
     public PartitionClock(int partitions, long idleMs) {
@@ -23,12 +27,16 @@ public final class PartitionClock {
         this.idleMs = idleMs;
     }
 
-    /** Records a message (eventTime null for an invalid one) and returns the clock. */
-    public Long observe(int partition, Long eventTime, long nowMs) {
+    /** Records a message (eventTime null for an invalid one; writtenMs its Kafka timestamp) and returns the clock. */
+    public Long observe(int partition, Long eventTime, long nowMs, long writtenMs) {
         heard.put(partition, nowMs);
         if (firstHeardMs == null) {
             firstHeardMs = nowMs;
+            firstWrittenMs = writtenMs;
+            readToMs = writtenMs;
         }
+        written.merge(partition, writtenMs, Math::max);
+        readToMs = Math.max(readToMs, writtenMs);
         if (eventTime != null && eventTime > newest.getOrDefault(partition, -1L)) {
             newest.put(partition, eventTime);
         }
@@ -54,6 +62,12 @@ public final class PartitionClock {
         }
     }
 
+    private boolean idle(int partition, long nowMs) {
+        long silentMs = nowMs - heard.getOrDefault(partition, firstHeardMs);
+        long readPastMs = readToMs - written.getOrDefault(partition, firstWrittenMs);
+        return silentMs >= idleMs && readPastMs >= idleMs;
+    }
+
     public Long tick(long nowMs) {
         if (firstHeardMs == null) {
             return clock;  // nothing read yet in this run
@@ -61,9 +75,8 @@ public final class PartitionClock {
         long candidate = Long.MAX_VALUE;
         boolean any = false;
         for (int p = 0; p < partitions; p++) {
-            long lastHeard = heard.getOrDefault(p, firstHeardMs);
-            if (nowMs - lastHeard >= idleMs) {
-                continue;  // idle: does not hold the clock back
+            if (idle(p, nowMs)) {
+                continue;  // does not hold the clock back
             }
             Long t = newest.get(p);
             if (t == null) {

@@ -17,15 +17,16 @@ final class RecordValidator {
         clock = new PartitionClock(partitions, idleMs);
     }
 
-    /** The valid {@link Event} (its clock set), or the dead-letter envelope (a String). */
-    Object check(byte[] raw, int partition, long nowMs) {
+    /** The valid {@link Event} (its clock set), or the dead-letter envelope (a String); writtenMs is
+     * the record's Kafka timestamp. */
+    Object check(byte[] raw, int partition, long nowMs, long writtenMs) {
         Object result = validator.check(raw, nowMs);
         if (result instanceof Event) {
             Event e = (Event) result;
-            e.clock = clock.observe(partition, e.eventTime, nowMs);
+            e.clock = clock.observe(partition, e.eventTime, nowMs, writtenMs);
             return e;
         }
-        clock.observe(partition, null, nowMs);
+        clock.observe(partition, null, nowMs, writtenMs);
         return DeadLetter.envelope(raw, (EventSchema.Rejection) result, validator.clockMs());
     }
 

@@ -3,6 +3,7 @@ package dev.tessera.stream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Instant;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -20,8 +21,8 @@ import org.apache.flink.util.Collector;
 import org.apache.flink.util.OutputTag;
 
 /**
- * Kafka records (value bytes, partition) in; valid events carrying the stream clock out; invalid
- * messages to the dead-letter side output. The JVM twin of streaming/job.py's Validate (same schema
+ * Kafka records (value bytes, partition, Kafka timestamp) in; valid events carrying the stream clock
+ * out; invalid messages to the dead-letter side output. The JVM twin of streaming/job.py's Validate (same schema
  * rules, clock and envelope, held equal by tests/streaming/test_jvm_validation.py), so the job has
  * no Python operator and no event crosses to a Python worker. Runs at parallelism 1 so it sees
  * every partition and can hold the clock at the slowest one.
@@ -82,8 +83,9 @@ public class Validate extends ProcessFunction<Row, Event> implements Checkpointe
     public void processElement(Row record, Context ctx, Collector<Event> out) {
         byte[] raw = (byte[]) record.getField(0);  // null: a tombstone, a dead letter too
         int partition = (Integer) record.getField(1);
+        long written = ((Instant) record.getField(2)).toEpochMilli();
         long now = System.currentTimeMillis();
-        Object result = validator.check(raw, partition, now);
+        Object result = validator.check(raw, partition, now, written);
         if (result instanceof Event) {
             out.collect((Event) result);
         } else {
