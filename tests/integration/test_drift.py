@@ -15,7 +15,7 @@ from typing import Iterator
 import pytest
 
 from streaming.aggregator import FeatureRow, KeyAggregator, ViewPlan, on_event, on_timer
-from streaming.online_writer import OnlineOfflineWriter
+from streaming.online_writer import OnlineOfflineWriter, view_table
 from tessera.config import Settings
 from tessera.definitions import load_definitions
 from tessera.generator import EventGenerator, GeneratorConfig
@@ -76,7 +76,7 @@ def drift_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         created = datetime.now(timezone.utc)
         # Every row into the offline store, as the sink appends them (its own Parquet layout) ...
         for start in range(0, len(rows), 50_000):
-            writer._write_offline(view, rows[start:start + 50_000], created, f"test-{start}")
+            writer._write_offline(view, view_table(view, rows[start:start + 50_000]), created, f"test-{start}")
         # ... and the online store holding each key's newest row, written by Feast's RedisOnlineStore.
         writer.write(newest, "final")
         yield settings

@@ -3,13 +3,15 @@ its bulk mode leaves Redis byte for byte as Feast's own writer does."""
 from __future__ import annotations
 
 import random
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import redis
 
 from streaming.aggregator import FeatureRow
-from streaming.online_writer import OnlineOfflineWriter, newest_per_key, value_proto
+from streaming.online_writer import OnlineOfflineWriter, newest_per_key, value_proto, view_table
 from tessera.definitions import Definitions, load_definitions
 from tessera.services.redis_server import RedisServer
 from tests.serving.stack import apply_registry, free_port, make_settings
@@ -76,3 +78,25 @@ def test_bulk_writer_leaves_redis_exactly_as_feasts_writer_does(tmp_path: Path) 
         assert dumps["bulk"] == dumps["feast"]
     finally:
         server.stop()
+
+
+def test_offline_files_hold_every_row_of_a_batch_by_its_utc_date(tmp_path: Path) -> None:
+    """Every row (not only each key's newest) goes offline, in the file of its as_of's UTC date."""
+    settings = make_settings(tmp_path, free_port())
+    definitions = load_definitions(ROOT / "feature_repo")
+    view = definitions.view("user_ad_activity")
+    apply_registry(settings, definitions)
+    writer = OnlineOfflineWriter(settings, definitions)
+    rng = random.Random(5)
+    midnight = 1_780_012_800_000  # 2026-05-29T00:00Z
+    rows = [FeatureRow(view.name, rng.randint(1, 20), midnight + rng.randint(-3_000, 3_000),
+                       {f.name: (rng.choice([None, rng.randint(0, 9)]) if f.dtype == "int64"
+                                 else rng.choice([None, -0.0, rng.uniform(-1, 1)])) for f in view.features})
+            for _ in range(300)]
+    writer._write_offline(view, view_table(view, rows), datetime.now(tz=timezone.utc), "b")
+    for day, expected in (("2026-05-28", [r for r in rows if r.as_of < midnight]),
+                          ("2026-05-29", [r for r in rows if r.as_of >= midnight])):
+        got = pq.read_table(settings.offline_store_dir / view.name / f"date={day}" / "stream-b.parquet").to_pylist()
+        assert [(g["user_id"], g["event_timestamp"]) for g in got] == \
+            [(r.key, datetime.fromtimestamp(r.as_of / 1000, tz=timezone.utc)) for r in expected]
+        assert [{f.name: g[f.name] for f in view.features} for g in got] == [r.values for r in expected]
