@@ -14,8 +14,11 @@ the records read. Either measure alone judges a partition with a backlog idle:
 - time written alone, when the source reads a backlog by bytes: a busy partition's records span
   less time than a quiet one's, so the job reads further into the quiet one, and the busy one,
   though delivering, would look silent.
-A partition that is really idle is silent by both (Flink's own answer to the first is an idle
-timer that pauses while the source is backpressured).
+A partition that is really idle is silent by both. And processing time counts only while the job
+reads: a gap between two messages counts at most a quarter of the idle period (Flink's own answer
+is an idle timer that pauses while the source is backpressured). Else a stall of the idle period
+(a 10 s GC pause on a starved machine) while one partition's backlog was written earlier than
+another's (a seed written before the live stream) met both conditions at once.
 
 The idle period of a partition not heard yet runs from the run's first message, not from the
 start: a job that takes longer than `idle_ms` to start reading (a cold start, a restore) would
@@ -29,20 +32,25 @@ class PartitionClock:
     def __init__(self, partitions: int, idle_ms: int) -> None:
         self.partitions = partitions
         self.idle_ms = idle_ms
+        self.max_gap_ms = idle_ms // 4          # the most one gap between messages counts
         self.newest: dict[int, int] = {}       # partition -> newest valid event time
-        self.heard: dict[int, int] = {}        # partition -> processing time of its last message
+        self.heard: dict[int, int] = {}        # partition -> reading time at its last message
         self.written: dict[int, int] = {}      # partition -> latest time written of its messages
-        self.first_heard_ms: int | None = None  # processing time of the run's first message
+        self.first_heard_ms: int | None = None  # reading time at the run's first message
         self.first_written_ms = 0               # time written of the run's first message
         self.read_to_ms = 0                     # latest time written of any message read
+        self.reading_ms = 0                     # processing time spent reading, at the last message
+        self.last_now_ms: int | None = None     # processing time of the last message
         self.clock: int | None = None
 
     def observe(self, partition: int, event_time: int | None, now_ms: int, written_ms: int) -> int | None:
         """Record a message (event_time None for an invalid one) and return the clock. `written_ms`
         is the record's Kafka timestamp."""
-        self.heard[partition] = now_ms
+        self.reading_ms = self._reading_at(now_ms)
+        self.last_now_ms = now_ms
+        self.heard[partition] = self.reading_ms
         if self.first_heard_ms is None:
-            self.first_heard_ms = now_ms
+            self.first_heard_ms = self.reading_ms
             self.first_written_ms = self.read_to_ms = written_ms
         self.written[partition] = max(written_ms, self.written.get(partition, written_ms))
         self.read_to_ms = max(self.read_to_ms, written_ms)
@@ -50,9 +58,14 @@ class PartitionClock:
             self.newest[partition] = event_time
         return self.tick(now_ms)
 
+    def _reading_at(self, now_ms: int) -> int:
+        if self.last_now_ms is None:
+            return self.reading_ms
+        return self.reading_ms + min(max(now_ms - self.last_now_ms, 0), self.max_gap_ms)
+
     def idle(self, partition: int, now_ms: int) -> bool:
         assert self.first_heard_ms is not None
-        silent_ms = now_ms - self.heard.get(partition, self.first_heard_ms)
+        silent_ms = self._reading_at(now_ms) - self.heard.get(partition, self.first_heard_ms)
         read_past_ms = self.read_to_ms - self.written.get(partition, self.first_written_ms)
         return silent_ms >= self.idle_ms and read_past_ms >= self.idle_ms
 

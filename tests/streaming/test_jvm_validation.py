@@ -136,10 +136,13 @@ def test_jvm_validation_equals_python_validation() -> None:
     now = START + 500  # wall clock: the generated events are from the last half-second on
     written = START  # the records' Kafka timestamps
     for i, raw in enumerate(corpus):
-        # Mostly both partitions; a stretch where partition 1 is silent long enough to go idle, after
-        # one where only processing time passes (a stall: partition 1 is not idle in it).
+        # Mostly both partitions; a stretch where partition 1 is silent long enough to go idle (with a
+        # stall in it, which counts a quarter of the idle period, so the time written goes idle first),
+        # after one where only processing time passes (partition 1 is not idle in it).
         partition = 0 if 3_000 <= i < 3_300 or 4_000 <= i < 4_600 else rng.randrange(PARTITIONS)
         now += 100 if 3_000 <= i < 3_300 or 4_000 <= i < 4_600 else rng.randrange(3)
+        now += 12_000 if i == 4_020 else 0
+        written += 12_000 if i == 4_020 else 0  # and the job read on into later writes of partition 0
         written += 100 if 4_000 <= i < 4_600 else rng.randrange(3)
         messages.append((partition, now, written, raw))
     lines = "".join(f"{p} {t} {w} {'-' if raw is None else base64.b64encode(raw).decode()}\n"

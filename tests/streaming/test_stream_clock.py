@@ -32,14 +32,29 @@ def test_an_idle_partition_stops_holding_the_clock_back() -> None:
     clock = PartitionClock(partitions=2, idle_ms=1_000)
     _live(clock, 0, 5_000, now_ms=10)
     assert _live(clock, 1, 2_000, now_ms=20) == 2_000
-    assert _live(clock, 0, 9_000, now_ms=900) == 2_000
+    for now in range(100, 1_001, 100):  # partition 0 live, a message every 100 ms
+        assert _live(clock, 0, 9_000, now_ms=now) == 2_000
     assert _live(clock, 0, 9_500, now_ms=1_100) == 9_500  # partition 1 silent for over 1 s
     # A partition that never speaks goes idle one idle period after the run's first message.
     fresh = PartitionClock(partitions=3, idle_ms=1_000)
     _live(fresh, 0, 7_000, now_ms=10)
     assert _live(fresh, 1, 8_000, now_ms=20) is None
-    assert _live(fresh, 0, 7_500, now_ms=1_009) is None
+    for now in range(200, 1_001, 200):
+        assert _live(fresh, 0, 7_500, now_ms=now) is None
     assert _live(fresh, 0, 7_600, now_ms=1_010) == 7_600
+
+
+def test_a_long_gap_between_messages_counts_a_quarter_of_the_idle_period() -> None:
+    """Processing time counts toward a partition's silence only while the job reads: a gap between
+    two messages longer than a quarter of the idle period is the job not reading (a stall), not
+    the partition being quiet."""
+    clock = PartitionClock(partitions=2, idle_ms=1_000)
+    _live(clock, 0, 5_000, now_ms=0)
+    assert _live(clock, 1, 2_000, now_ms=10) == 2_000
+    assert _live(clock, 0, 9_000, now_ms=5_000) == 2_000  # 5 s without a message: counted as 250 ms
+    for now in range(5_100, 5_701, 100):
+        assert _live(clock, 0, 9_000, now_ms=now) == 2_000
+    assert _live(clock, 0, 9_500, now_ms=5_800) == 9_500  # 250 + 800 ms of reading: idle now
 
 
 def test_a_slow_start_does_not_let_the_first_partition_read_set_the_clock_alone() -> None:
@@ -87,6 +102,27 @@ def test_a_busy_partition_read_by_bytes_is_not_idle() -> None:
             clock.observe(1, quiet, now_ms=int(now), written_ms=quiet)
     assert quiet - busy > 10 * 10_000  # partition 1 was read far more than the idle period further
     assert clock.clock == busy
+
+
+def test_a_stall_while_one_partition_reads_older_writes_does_not_make_it_idle() -> None:
+    """A seed backlog is written to both partitions at once, the live stream starts a minute later,
+    and the job reads partition 1's seed while partition 0 has moved on to live records (written a
+    minute later). Then the job stalls for 12 s (a GC pause on a starved machine). Its silence by
+    processing time and by time written were each over the idle period, so partition 1 went idle
+    and the rest of its seed was judged late (2,728 events in one soak)."""
+    clock = PartitionClock(partitions=2, idle_ms=10_000)
+    now, seed_from = 1_000_000, 1_700_000_000_000  # the seed's event times: 300 s, 300 ms apart
+    for i in range(1_000):  # both partitions' seeds, written at 0 to 1 s
+        clock.observe(i % 2, seed_from + 300 * i, now_ms=now, written_ms=i)
+    assert clock.clock == seed_from + 300 * 998
+    now += 10
+    for i in range(300):  # partition 0's live records (written 60 s later) and partition 1's seed
+        clock.observe(0, seed_from + 600_000 + i, now_ms=now, written_ms=60_000 + i)
+        assert clock.observe(1, seed_from + 300 * (1_001 + 2 * i), now_ms=now, written_ms=1_000 + i) == \
+            seed_from + 300 * (1_001 + 2 * i)
+    held = clock.clock
+    now += 12_000  # the stall
+    assert clock.observe(0, seed_from + 601_000, now_ms=now, written_ms=61_000) == held  # 1 still holds it
 
 
 def test_invalid_messages_keep_a_partition_active_without_an_event_time() -> None:

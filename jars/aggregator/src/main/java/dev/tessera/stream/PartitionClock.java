@@ -8,13 +8,17 @@ import java.util.Map;
  * partitions, the minimum over partitions of the newest event time each has delivered. A partition
  * silent both for `idleMs` of processing time and while the job read `idleMs` further into the
  * topic (by the records' Kafka timestamps) stops holding the clock back; the clock never moves back.
- * The idle period of a partition not heard yet runs from the run's first message, not from the
- * start (see the Python twin for why of both).
+ * Processing time counts only while the job reads: a gap between messages counts at most a quarter
+ * of the idle period. The idle period of a partition not heard yet runs from the run's first
+ * message, not from the start (see the Python twin for why of all three).
  */
 public final class PartitionClock {
     private final int partitions;
     private final long idleMs;
-    private Long firstHeardMs;  // processing time of the run's first message
+    private final long maxGapMs;  // the most one gap between messages counts
+    private Long firstHeardMs;  // reading time at the run's first message
+    private long readingMs;  // processing time spent reading, at the last message
+    private Long lastNowMs;  // processing time of the last message
     private long firstWrittenMs;  // time written of the run's first message
     private long readToMs;  // latest time written of any message read
     private final Map<Integer, Long> newest = new HashMap<>();
@@ -25,13 +29,16 @@ public final class PartitionClock {
     public PartitionClock(int partitions, long idleMs) {
         this.partitions = partitions;
         this.idleMs = idleMs;
+        this.maxGapMs = idleMs / 4;
     }
 
     /** Records a message (eventTime null for an invalid one; writtenMs its Kafka timestamp) and returns the clock. */
     public Long observe(int partition, Long eventTime, long nowMs, long writtenMs) {
-        heard.put(partition, nowMs);
+        readingMs = readingAt(nowMs);
+        lastNowMs = nowMs;
+        heard.put(partition, readingMs);
         if (firstHeardMs == null) {
-            firstHeardMs = nowMs;
+            firstHeardMs = readingMs;
             firstWrittenMs = writtenMs;
             readToMs = writtenMs;
         }
@@ -62,8 +69,15 @@ public final class PartitionClock {
         }
     }
 
+    private long readingAt(long nowMs) {
+        if (lastNowMs == null) {
+            return readingMs;
+        }
+        return readingMs + Math.min(Math.max(nowMs - lastNowMs, 0), maxGapMs);
+    }
+
     private boolean idle(int partition, long nowMs) {
-        long silentMs = nowMs - heard.getOrDefault(partition, firstHeardMs);
+        long silentMs = readingAt(nowMs) - heard.getOrDefault(partition, firstHeardMs);
         long readPastMs = readToMs - written.getOrDefault(partition, firstWrittenMs);
         return silentMs >= idleMs && readPastMs >= idleMs;
     }
