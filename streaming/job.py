@@ -47,9 +47,9 @@ from streaming.consumer_groups import JOB as GROUP_ID
 
 
 class Validate(ProcessFunction):
-    """Kafka records (bytes, partition, Kafka timestamp) in; event dicts carrying the stream clock out; invalid
-    messages to the dead-letter side output. Runs at parallelism 1 so that it sees every partition
-    and can hold the clock at the slowest one (see stream_clock.py)."""
+    """Kafka records (bytes, partition, Kafka timestamp) in; event dicts carrying the stream clock
+    out; invalid messages to the dead-letter side output. Runs at parallelism 1 so that it sees every
+    partition and can hold the clock at the slowest one (see stream_clock.py)."""
 
     def __init__(self, partitions: int, idle_ms: int, ready_file: str) -> None:
         self.partitions = partitions

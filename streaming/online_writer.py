@@ -109,12 +109,11 @@ class OnlineOfflineWriter:
             if view_name not in self.views:
                 continue  # a view removed from the repository since the job started
             view, feast_view = self.views[view_name]
+            table = view_table(view, view_rows)
             if self.bulk:
-                table = view_table(view, view_rows)
                 self._write_online_bulk(view, table.take(newest_indices(view_rows)))
             else:
                 self._write_online(view, feast_view, view_rows, created)
-                table = view_table(view, view_rows)
             self._write_offline(view, table, created, batch_name)
         return len(rows)
 
@@ -132,9 +131,8 @@ class OnlineOfflineWriter:
     def _write_online_bulk(self, view: WindowedView, newest: pa.Table) -> None:
         ids = newest.column(view.entity.join_key).to_numpy()
         micros = newest.column("as_of_ms").to_numpy() * 1000
-        columns = {f.name: newest.column(f.name) for f in view.features}
         encoding = self.encodings[view.name]
-        calls = guarded_calls(encoding, encode(encoding, ids, micros, pa.table(columns)),
+        calls = guarded_calls(encoding, encode(encoding, ids, micros, newest),  # its feature columns, by name
                                self.settings.sink.keys_per_call)
         try:
             if self._connection is None:

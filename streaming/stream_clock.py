@@ -34,9 +34,10 @@ class PartitionClock:
         self.idle_ms = idle_ms
         self.max_gap_ms = idle_ms // 4          # the most one gap between messages counts
         self.newest: dict[int, int] = {}       # partition -> newest valid event time
-        self.heard: dict[int, int] = {}        # partition -> reading time at its last message
+        # partition -> reading time at its last message; a partition not heard yet counts from the
+        # run's first message, at reading time 0
+        self.heard: dict[int, int] = {}
         self.written: dict[int, int] = {}      # partition -> latest time written of its messages
-        self.first_heard_ms: int | None = None  # reading time at the run's first message
         self.first_written_ms = 0               # time written of the run's first message
         self.read_to_ms = 0                     # latest time written of any message read
         self.reading_ms = 0                     # processing time spent reading, at the last message
@@ -46,12 +47,11 @@ class PartitionClock:
     def observe(self, partition: int, event_time: int | None, now_ms: int, written_ms: int) -> int | None:
         """Record a message (event_time None for an invalid one) and return the clock. `written_ms`
         is the record's Kafka timestamp."""
+        if self.last_now_ms is None:
+            self.first_written_ms = self.read_to_ms = written_ms
         self.reading_ms = self._reading_at(now_ms)
         self.last_now_ms = now_ms
         self.heard[partition] = self.reading_ms
-        if self.first_heard_ms is None:
-            self.first_heard_ms = self.reading_ms
-            self.first_written_ms = self.read_to_ms = written_ms
         self.written[partition] = max(written_ms, self.written.get(partition, written_ms))
         self.read_to_ms = max(self.read_to_ms, written_ms)
         if event_time is not None and event_time > self.newest.get(partition, -1):
@@ -64,13 +64,12 @@ class PartitionClock:
         return self.reading_ms + min(max(now_ms - self.last_now_ms, 0), self.max_gap_ms)
 
     def idle(self, partition: int, now_ms: int) -> bool:
-        assert self.first_heard_ms is not None
-        silent_ms = self._reading_at(now_ms) - self.heard.get(partition, self.first_heard_ms)
+        silent_ms = self._reading_at(now_ms) - self.heard.get(partition, 0)
         read_past_ms = self.read_to_ms - self.written.get(partition, self.first_written_ms)
         return silent_ms >= self.idle_ms and read_past_ms >= self.idle_ms
 
     def tick(self, now_ms: int) -> int | None:
-        if self.first_heard_ms is None:
+        if self.last_now_ms is None:
             return self.clock  # nothing read yet in this run
         active = []
         for p in range(self.partitions):

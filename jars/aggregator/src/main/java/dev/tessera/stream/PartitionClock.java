@@ -16,12 +16,13 @@ public final class PartitionClock {
     private final int partitions;
     private final long idleMs;
     private final long maxGapMs;  // the most one gap between messages counts
-    private Long firstHeardMs;  // reading time at the run's first message
     private long readingMs;  // processing time spent reading, at the last message
-    private Long lastNowMs;  // processing time of the last message
+    private Long lastNowMs;  // processing time of the last message; null: nothing read yet
     private long firstWrittenMs;  // time written of the run's first message
     private long readToMs;  // latest time written of any message read
     private final Map<Integer, Long> newest = new HashMap<>();
+    // Reading time at each partition's last message; one not heard yet counts from the run's first
+    // message, at reading time 0.
     private final Map<Integer, Long> heard = new HashMap<>();
     private final Map<Integer, Long> written = new HashMap<>();
     private Long clock;
@@ -34,14 +35,13 @@ public final class PartitionClock {
 
     /** Records a message (eventTime null for an invalid one; writtenMs its Kafka timestamp) and returns the clock. */
     public Long observe(int partition, Long eventTime, long nowMs, long writtenMs) {
-        readingMs = readingAt(nowMs);
-        lastNowMs = nowMs;
-        heard.put(partition, readingMs);
-        if (firstHeardMs == null) {
-            firstHeardMs = readingMs;
+        if (lastNowMs == null) {
             firstWrittenMs = writtenMs;
             readToMs = writtenMs;
         }
+        readingMs = readingAt(nowMs);
+        lastNowMs = nowMs;
+        heard.put(partition, readingMs);
         written.merge(partition, writtenMs, Math::max);
         readToMs = Math.max(readToMs, writtenMs);
         if (eventTime != null && eventTime > newest.getOrDefault(partition, -1L)) {
@@ -77,13 +77,13 @@ public final class PartitionClock {
     }
 
     private boolean idle(int partition, long nowMs) {
-        long silentMs = readingAt(nowMs) - heard.getOrDefault(partition, firstHeardMs);
+        long silentMs = readingAt(nowMs) - heard.getOrDefault(partition, 0L);
         long readPastMs = readToMs - written.getOrDefault(partition, firstWrittenMs);
         return silentMs >= idleMs && readPastMs >= idleMs;
     }
 
     public Long tick(long nowMs) {
-        if (firstHeardMs == null) {
+        if (lastNowMs == null) {
             return clock;  // nothing read yet in this run
         }
         long candidate = Long.MAX_VALUE;

@@ -22,9 +22,9 @@ import org.apache.flink.util.OutputTag;
 
 /**
  * Kafka records (value bytes, partition, Kafka timestamp) in; valid events carrying the stream clock
- * out; invalid messages to the dead-letter side output. The JVM twin of streaming/job.py's Validate (same schema
- * rules, clock and envelope, held equal by tests/streaming/test_jvm_validation.py), so the job has
- * no Python operator and no event crosses to a Python worker. Runs at parallelism 1 so it sees
+ * out; invalid messages to the dead-letter side output. The JVM twin of streaming/job.py's Validate
+ * (same schema rules, clock and envelope, held equal by tests/streaming/test_jvm_validation.py), so
+ * the job has no Python operator and no event crosses to a Python worker. Runs at parallelism 1 so it sees
  * every partition and can hold the clock at the slowest one.
  *
  * Unlike the Python engine's, its clock is checkpointed: a restarted job judges lateness from where it
