@@ -34,6 +34,7 @@ from pyflink.table import StreamTableEnvironment
 from streaming.aggregator import KeyAggregator, ViewPlan, on_event, on_timer
 from streaming.checkpoints import checkpoint_dir, restore_point
 from streaming.dead_letters import StreamValidator, envelope
+from streaming.local_jvm import local_jvm_args
 from streaming.stream_clock import PartitionClock
 from tessera.config import Settings, load_settings
 from tessera.definitions import load_definitions
@@ -267,14 +268,6 @@ def build(env: StreamExecutionEnvironment, settings: Settings, bounded: bool, vi
     rows.sink_to(sink(k.features_topic)).name("feature rows")
     dead_letters.sink_to(sink(k.dlq_topic)).name("dead letters")
     late.sink_to(sink(k.late_topic)).name("late events")
-
-
-def local_jvm_args(settings: Settings) -> list[str]:
-    """The local mini-cluster JVM's heap and collector flags from `[flink] local_heap` and `local_gc`."""
-    flink = settings.flink
-    args = [f"-Xms{flink.local_heap}", f"-Xmx{flink.local_heap}", "-XX:+AlwaysPreTouch"] if flink.local_heap else []
-    args += {"parallel": ["-XX:+UseParallelGC"], "g1": ["-XX:+UseG1GC"], "": []}[flink.local_gc]
-    return args
 
 
 def main(argv: list[str] | None = None) -> int:
