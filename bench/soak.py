@@ -22,8 +22,13 @@ nice (`[flink] nice`, `[sink] nice`, `[kafka] nice`): on one machine the API's r
 the CPU left over, which the freshness goal holds to account. `--serving-priority N` runs the
 request path at SCHED_FIFO N (`[serving] realtime_priority`, `[redis] realtime_priority`, and the
 load generator, which stands in for callers on other machines): what meets the p99 goal on 2 cores.
+With the request path at SCHED_FIFO, the stream's nice no longer shields the API (a FIFO task
+preempts every nice level); it only ranks the stream below the event pump (nice 0, standing in for
+producers elsewhere). At nice 10 that starved the job and its collector: young collections of 0.3 to
+0.5 s of CPU took 1 to 4 s of wall clock, and freshness was 5 to 25 s; at nice 0 it was 1.4 to 3.5 s
+after the first minute (stop 19). So leave the stream at nice 0 there and the archiver at 19:
 
-    .venv/bin/python bench/soak.py --minutes 10 --stream-nice 10 --archive-nice 19 --serving-priority 50   # as root
+    .venv/bin/python bench/soak.py --minutes 10 --stream-nice 0 --archive-nice 19 --serving-priority 50   # as root
 
 Each minute also prints the Flink JVM's heap, the seconds with the most slow requests, and how long
 the CPUs were taken away from this machine altogether (bench/cpu_stalls.py), in all and in those seconds.
