@@ -30,7 +30,7 @@ class ChangePointPlan:
     @property
     def lookback_ms(self) -> int:
         """How far before start_ms events can still be in a window at start_ms."""
-        return self.view.max_window_ms + self.view.granularity_ms + (DAY_MS if self.view.kind == "daily" else 0)
+        return self.view.lookback_ms
 
     @property
     def additive(self) -> list[Feature]:
@@ -104,7 +104,7 @@ def change_points(plan: ChangePointPlan, events: DataFrame) -> DataFrame:
     """Rows (key, as_of_ms, feature values...) at every instant in the range where a value changes,
     plus one row per key at start_ms so a point-in-time lookup inside the range never needs an
     earlier range's rows."""
-    view, g = plan.view, plan.view.granularity_ms
+    view = plan.view
     units = _units(plan, events)
     features = plan.additive
     windows = sorted({f.window_ms for f in features})
@@ -112,7 +112,7 @@ def change_points(plan: ChangePointPlan, events: DataFrame) -> DataFrame:
     moments = [F.struct(F.col("enter").alias("t"), *[F.col(f.name).alias(f.name) for f in features])]
     for w in windows:
         moments.append(F.struct(
-            _leave(F.col("enter"), w, g).alias("t"),
+            _leave(F.col("enter"), w, view.granularity_of(w)).alias("t"),
             *[(-F.col(f.name) if f.window_ms == w else _zero(f)).alias(f.name) for f in features]))
     deltas = units.select("key", F.explode(F.array(*moments)).alias("m")).select("key", "m.*")
     snapshot = units.select("key").distinct().select(

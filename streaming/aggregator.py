@@ -38,7 +38,7 @@ class ViewPlan:
 
     view: str
     key_field: str
-    granularity_ms: int
+    granularities: dict[int, int]                   # window length -> its g
     allowed_lateness_ms: int
     windows: tuple[int, ...]                        # distinct window lengths
     # per window: the additive features in it, as (name, op, column, where-items)
@@ -74,8 +74,13 @@ class ViewPlan:
             if f.aggregation.operation == "ratio":
                 suffix = format_duration(f.window_ms)
                 ratios.append((f.name, f"{f.aggregation.numerator}_{suffix}", f"{f.aggregation.denominator}_{suffix}"))
-        return cls(view.name, view.entity.join_key, view.granularity_ms, view.allowed_lateness_ms, windows,
-                   slots, tuple(ratios), tuple(f.name for f in view.features), max(windows))
+        return cls(view.name, view.entity.join_key, {w: view.granularity_of(w) for w in windows},
+                   view.allowed_lateness_ms, windows, slots, tuple(ratios), tuple(f.name for f in view.features),
+                   max(windows))
+
+    def last_leave(self, t: int) -> int:
+        """When an event at t has left every window (WindowedView.last_leave)."""
+        return max(leave_boundary(t, w, self.granularities[w]) for w in self.windows)
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as the JVM engine reads it (jars/aggregator, Plan.java), so a feature is only ever
@@ -86,11 +91,11 @@ class ViewPlan:
                 if not isinstance(value, str):
                     raise ValueError(f"view {self.view!r}: where {field_name}={value!r} is not a string")
         return {
-            "view": self.view, "key_field": self.key_field, "granularity_ms": self.granularity_ms,
+            "view": self.view, "key_field": self.key_field,
             "allowed_lateness_ms": self.allowed_lateness_ms, "max_window_ms": self.max_window_ms,
-            "windows": [{"window_ms": w, "slots": [{"name": name, "op": op, "column": column,
-                                                    "where": [list(item) for item in where]}
-                                                   for name, op, column, where in self.slots[w]]}
+            "windows": [{"window_ms": w, "granularity_ms": self.granularities[w],
+                         "slots": [{"name": name, "op": op, "column": column, "where": [list(item) for item in where]}
+                                   for name, op, column, where in self.slots[w]]}
                         for w in self.windows],
             "ratios": [list(r) for r in self.ratios],
             "order": list(self.order),
@@ -145,7 +150,7 @@ class KeyAggregator:
         new_boundaries = []
         with localcontext(_EXACT):
             for w in plan.windows:
-                leave = leave_boundary(t, w, plan.granularity_ms)
+                leave = leave_boundary(t, w, plan.granularities[w])
                 if leave <= self.last_as_of:
                     continue  # it has already left this window for every instant still to come
                 values = plan.contributions(event, w)
@@ -165,7 +170,7 @@ class KeyAggregator:
         # Remembered while a later copy could still count (ViewPlan.forget_at_lateness).
         # (Whole seconds by the lateness rule: the JVM engine then keeps one forget entry per second.)
         forget = (-(-(t + plan.allowed_lateness_ms) // 1000) * 1000 if plan.forgets_at_lateness
-                  else leave_boundary(t, plan.max_window_ms, plan.granularity_ms))
+                  else plan.last_leave(t))
         self.seen.add(event_id)
         heapq.heappush(self.forget, (forget, event_id))
         self.max_event_time = max(self.max_event_time, t)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from tessera.events import EVENT_TYPES, FIELDS as EVENT_FIELDS
-from tessera.windows import DAY_MS, format_duration, parse_duration
+from tessera.windows import DAY_MS, format_duration, leave_boundary, parse_duration
 
 Operation = Literal["count", "sum", "ratio", "distinct_days"]
 OPERATIONS = ("count", "sum", "ratio", "distinct_days")
@@ -124,6 +124,10 @@ class WindowedView:
     kind="streaming": the SPEC.md window semantics, computed online by Flink and offline by Spark.
     kind="daily": batch only, one value per UTC day, valid from the end of that day, covering the
     `window` days that ended by then.
+
+    `granularity` is every window's g unless `window_granularity` names another for a window
+    ({"24h": "1h"}): an engine keeps one bucket per g of a window per key, so a long window at a
+    fine g is most of the job's state (Chronon's hops: 5m below 12h, 1h up to 12 days).
     """
 
     name: str
@@ -135,6 +139,7 @@ class WindowedView:
     allowed_lateness: str = "10s"
     freshness_budget: str = "5s"
     description: str = ""
+    window_granularity: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "aggregations", tuple(self.aggregations))
@@ -142,7 +147,27 @@ class WindowedView:
 
     @property
     def granularity_ms(self) -> int:
+        """The default g, of every window that `window_granularity` does not name."""
         return parse_duration(self.granularity)
+
+    def granularity_of(self, window_ms: int) -> int:
+        """The g of the window of that length."""
+        for window, g in self.window_granularity.items():
+            if parse_duration(window) == window_ms:
+                return parse_duration(g)
+        return self.granularity_ms
+
+    def last_leave(self, event_time_ms: int) -> int:
+        """When an event has left every window of the view (the latest of its leave boundaries)."""
+        return max(leave_boundary(event_time_ms, w, self.granularity_of(w))
+                   for w in {f.window_ms for f in self.features})
+
+    @property
+    def lookback_ms(self) -> int:
+        """How long before an instant an event can still count at it (for a daily view, one more day:
+        an event enters at the end of its day)."""
+        reach = max(f.window_ms + self.granularity_of(f.window_ms) for f in self.features)
+        return reach + (DAY_MS if self.kind == "daily" else 0)
 
     @property
     def allowed_lateness_ms(self) -> int:
@@ -251,6 +276,30 @@ class WindowedView:
         if twice:
             raise DefinitionError(f"{owner}: feature name {', '.join(map(repr, twice))} comes out twice (windows "
                                   f"such as '60m' and '1h' name the same feature)")
+        self._validate_window_granularity(owner)
+
+    def _validate_window_granularity(self, owner: str) -> None:
+        if not isinstance(self.window_granularity, Mapping):
+            raise DefinitionError(f"{owner}: window_granularity={self.window_granularity!r} must be a dict of "
+                                  f"window -> granularity, such as {{'24h': '1h'}}")
+        if self.window_granularity and self.kind == "daily":
+            raise DefinitionError(f"{owner}: window_granularity: a daily view's windows all have granularity '1d'")
+        lengths = {f.window_ms for f in self.features}
+        named: set[int] = set()
+        for window, g in self.window_granularity.items():
+            where = f"{owner}, window_granularity[{window!r}]"
+            try:
+                window_ms, g_ms = parse_duration(str(window)), parse_duration(str(g))
+            except ValueError as err:
+                raise DefinitionError(f"{where}: {err}") from None
+            if window_ms not in lengths:
+                declared = ", ".join(format_duration(w) for w in sorted(lengths))
+                raise DefinitionError(f"{where}: the view has no such window (it has {declared})")
+            if window_ms in named:
+                raise DefinitionError(f"{where}: names a window already given a granularity")
+            named.add(window_ms)
+            if not 0 < g_ms <= window_ms:
+                raise DefinitionError(f"{where}: granularity {g!r} must be longer than 0 and at most the window")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ import pyarrow.dataset as ds
 from tessera.config import Settings
 from tessera.definitions import WindowedView
 from tessera.feast_objects import CREATED_TIMESTAMP, EVENT_TIMESTAMP
-from tessera.windows import DAY_MS
 
 DEFAULT_INSTANTS = 24
 DEFAULT_MAX_KEYS = 20_000
@@ -69,7 +68,7 @@ def reference_sample(settings: Settings, view: WindowedView, start_ms: int, end_
     key, names = view.entity.join_key, view.feature_names
     # A key's value at `start` comes from its newest row before it, at most one window (and one
     # leave step; for a daily view one more day) earlier: later than that, it has decayed to 0.
-    lookback = view.max_window_ms + view.granularity_ms + (DAY_MS if view.kind == "daily" else 0)
+    lookback = view.lookback_ms
     partitioning = ds.partitioning(pa.schema([("date", pa.string())]), flavor="hive")
     dataset = ds.dataset(folder, format="parquet", partitioning=partitioning, exclude_invalid_files=True)
     columns = [key, EVENT_TIMESTAMP, *([CREATED_TIMESTAMP] if CREATED_TIMESTAMP in dataset.schema.names else []),

@@ -67,6 +67,7 @@ def compile_feast_objects(definitions: Definitions, settings: Settings) -> Feast
             online=True,
             description=view.description,
             tags={"tessera.kind": view.kind, "tessera.granularity": view.granularity,
+                  **{f"tessera.granularity.{window}": g for window, g in view.window_granularity.items()},
                   "tessera.allowed_lateness": view.allowed_lateness,
                   "tessera.freshness_budget": view.freshness_budget},
         )

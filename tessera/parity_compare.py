@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Literal, Union
 
 from tessera.definitions import Feature, WindowedView
-from tessera.windows import leave_boundary
 
 Value = Union[int, float, None]
 Outcome = Literal["matched", "mismatched", "online_only_null", "offline_only_null", "both_null"]
@@ -177,8 +176,7 @@ class Context:
 
 def late_event_touches(view: WindowedView, late: list[LateEvent], as_of_ms: int) -> bool:
     """Is some late event of the key inside one of the view's windows at as_of?"""
-    g = view.granularity_ms
-    return any(e.event_time <= as_of_ms < leave_boundary(e.event_time, view.max_window_ms, g) for e in late)
+    return any(e.event_time <= as_of_ms < view.last_leave(e.event_time) for e in late)
 
 
 def explain(view: WindowedView, row: OnlineRow, context: Context) -> Reason:

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 DAY = 86_400_000
 MIN = 60_000
+HOUR = 60 * MIN
+# The g of each window length of feature_repo/views.py (24h leaves by the hour, the rest by the minute).
+GRANULARITY = {5 * MIN: MIN, HOUR: MIN, 24 * HOUR: HOUR}
 
 
 @dataclass(frozen=True)
@@ -18,7 +21,8 @@ class Ev:
     cost: float
 
 
-def _in_sliding(e: Ev, t: int, w: int, g: int = MIN) -> bool:
+def _in_sliding(e: Ev, t: int, w: int) -> bool:
+    g = GRANULARITY[w]
     return e.event_time <= t < math.ceil((e.event_time + w) / g) * g
 
 

@@ -62,12 +62,16 @@ def simulate(view_name: str, messages: list, lateness_ms: int, forget_at_latenes
     return latest, counted, late
 
 
+# 2 events/s: ~2.8 h of event time, every minute boundary of the short windows; 0.2/s: ~28 h, so
+# the 24h windows (which leave by the hour) have events leave them too.
+@pytest.mark.parametrize("rate_per_s", [2.0, 0.2])
 @pytest.mark.parametrize("forget_at_lateness", [False, True])
 @pytest.mark.parametrize("view_name", ["user_ad_activity", "campaign_delivery"])
-def test_latest_rows_equal_brute_force_mid_stream(view_name: str, forget_at_lateness: bool) -> None:
+def test_latest_rows_equal_brute_force_mid_stream(view_name: str, forget_at_lateness: bool, rate_per_s: float
+                                                  ) -> None:
     config = GeneratorConfig(seed=21, users=25, campaigns=5, ctr=0.15, cvr=0.3,
                              duplicates=0.05, out_of_order=0.1, late=0.03, invalid=0.02)
-    messages = EventGenerator(config, START, rate_per_s=2.0).take(20_000)  # ~2.8 h of event time
+    messages = EventGenerator(config, START, rate_per_s=rate_per_s).take(20_000)
     latest, counted, late = simulate(view_name, messages, config.allowed_lateness_ms, forget_at_lateness)
     assert late == sum(m.kind == "late" for m in messages)
     assert len(counted) == sum(m.kind in ("valid", "out_of_order") for m in messages)

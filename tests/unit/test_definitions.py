@@ -74,7 +74,19 @@ def test_streaming_views_use_the_spec_defaults(repo: Definitions) -> None:
     for view in repo.streaming_views():
         assert view.granularity_ms == MINUTE, view.name  # SPEC: granularity g defaults to 1 minute
         assert view.allowed_lateness_ms == 10_000, view.name  # SPEC: L defaults to 10 s
+        # The 24h windows leave by the hour (Chronon's hop for windows of 12 h and longer), the rest by the minute.
+        assert {w: view.granularity_of(w) for w in {f.window_ms for f in view.features}} == {
+            w: HOUR if w == DAY else MINUTE for w in {f.window_ms for f in view.features}}, view.name
     assert repo.view("user_profile_daily").granularity_ms == DAY
+
+
+def test_window_granularity_sets_leave_lookback_and_last_leave() -> None:
+    view = make_view(aggregations=(Count("impressions", ["5m", "24h"], where={"event_type": "impression"}),),
+                     window_granularity={"24h": "1h"})
+    t = 10 * DAY + 30 * MINUTE + 1
+    assert view.granularity_of(5 * MINUTE) == MINUTE and view.granularity_of(DAY) == HOUR
+    assert view.last_leave(t) == 11 * DAY + HOUR  # ceil_1h(t + 24h), later than ceil_1m(t + 5m)
+    assert view.lookback_ms == DAY + HOUR
 
 
 @pytest.mark.parametrize("view", sorted(SPEC_FEATURES))
@@ -179,6 +191,14 @@ def make_view(name: str = "my_view", **kwargs: Any) -> WindowedView:
         pytest.param({"kind": "hourly"}, "kind", id="unknown-kind"),
         pytest.param({"aggregations": (Count("impressions", ["5m", "300s"]),)}, "my_view",
                      id="two-windows-same-feature-name"),
+        pytest.param({"window_granularity": {"2h": "1h"}}, "window_granularity", id="granularity-of-no-window"),
+        pytest.param({"window_granularity": {"1h": "1 hour"}}, "window_granularity", id="bad-window-granularity"),
+        pytest.param({"window_granularity": {"1h": "2h"}}, "window_granularity", id="granularity-over-window"),
+        pytest.param({"window_granularity": {"1h": "1m", "60m": "5m"}}, "window_granularity",
+                     id="window-given-two-granularities"),
+        pytest.param({"window_granularity": ["1h"]}, "window_granularity", id="window-granularity-not-a-dict"),
+        pytest.param({"kind": "daily", "granularity": "1d", "aggregations": (Count("impressions", ["30d"]),),
+                      "window_granularity": {"30d": "1d"}}, "window_granularity", id="daily-window-granularity"),
     ],
 )
 def test_malformed_view_names_view_and_field(kwargs: dict[str, Any], field: str) -> None:

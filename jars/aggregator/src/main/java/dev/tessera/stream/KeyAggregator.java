@@ -86,7 +86,7 @@ public final class KeyAggregator {
         long[] fresh = new long[plan.windows.length];
         int nFresh = 0;
         for (int w = 0; w < plan.windows.length; w++) {
-            long leave = Plan.leaveBoundary(t, plan.windows[w], plan.granularityMs);
+            long leave = Plan.leaveBoundary(t, plan.windows[w], plan.granularities[w]);
             if (leave <= lastAsOf) {
                 continue;  // it has already left this window for every instant still to come
             }
@@ -119,7 +119,7 @@ public final class KeyAggregator {
         // Remembered while a later copy could still count (aggregator.py ViewPlan.forget_at_lateness).
         // Whole seconds: one entry per second of a busy key's forget map instead of one per event.
         long when = plan.forgetsAtLateness ? Math.floorDiv(t + plan.allowedLatenessMs + 999, 1000) * 1000
-                : Plan.leaveBoundary(t, plan.maxWindowMs, plan.granularityMs);
+                : plan.lastLeave(t);
         seen.add(e.eventId);
         forget.computeIfAbsent(when, k -> new ArrayList<>(2)).add(e.eventId);
         maxEventTime = Math.max(maxEventTime, t);

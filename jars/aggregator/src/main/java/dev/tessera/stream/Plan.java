@@ -59,9 +59,9 @@ public final class Plan implements Serializable {
 
     public final String view;
     public final String keyField;
-    public final long granularityMs;
     public final long allowedLatenessMs;
     public final long[] windows;          // distinct window lengths, ascending
+    public final long[] granularities;    // per window, its g
     public final Slot[][] slots;          // per window, its additive features
     public final Ratio[] ratios;
     public final String[] order;          // every feature name, in declaration order
@@ -83,14 +83,14 @@ public final class Plan implements Serializable {
     final String[] outKey;
     final String rowPrefix;  // {"view":"<view>","key":
 
-    Plan(String view, String keyField, long granularityMs, long allowedLatenessMs, long[] windows, Slot[][] slots,
+    Plan(String view, String keyField, long allowedLatenessMs, long[] windows, long[] granularities, Slot[][] slots,
          Ratio[] ratios, String[] order, long maxWindowMs, boolean forgetsAtLateness) {
         this.forgetsAtLateness = forgetsAtLateness;
         this.view = view;
         this.keyField = keyField;
-        this.granularityMs = granularityMs;
         this.allowedLatenessMs = allowedLatenessMs;
         this.windows = windows;
+        this.granularities = granularities;
         this.slots = slots;
         this.ratios = ratios;
         this.order = order;
@@ -139,6 +139,15 @@ public final class Plan implements Serializable {
         return -Math.floorDiv(-(eventTime + window), granularity) * granularity;
     }
 
+    /** When an event at t has left every window (aggregator.py ViewPlan.last_leave). */
+    public long lastLeave(long t) {
+        long last = Long.MIN_VALUE;
+        for (int w = 0; w < windows.length; w++) {
+            last = Math.max(last, leaveBoundary(t, windows[w], granularities[w]));
+        }
+        return last;
+    }
+
     /** All plans of a job: {"version": 1, "views": [ViewPlan.to_dict(), ...]}. */
     public static Plan[] parseAll(String json) {
         try {
@@ -159,10 +168,15 @@ public final class Plan implements Serializable {
     static Plan parse(JsonNode v) {
         JsonNode ws = v.get("windows");
         long[] windows = new long[ws.size()];
+        long[] granularities = new long[ws.size()];
         Slot[][] slots = new Slot[ws.size()][];
         for (int i = 0; i < ws.size(); i++) {
             JsonNode w = ws.get(i);
             windows[i] = w.get("window_ms").asLong();
+            granularities[i] = w.path("granularity_ms").asLong();
+            if (granularities[i] <= 0) {
+                throw new IllegalArgumentException("view " + v.get("view") + ": window " + windows[i] + " has no granularity");
+            }
             JsonNode ss = w.get("slots");
             slots[i] = new Slot[ss.size()];
             for (int j = 0; j < ss.size(); j++) {
@@ -193,8 +207,8 @@ public final class Plan implements Serializable {
         for (int i = 0; i < os.size(); i++) {
             order[i] = os.get(i).asText();
         }
-        return new Plan(v.get("view").asText(), v.get("key_field").asText(), v.get("granularity_ms").asLong(),
-                v.get("allowed_lateness_ms").asLong(), windows, slots, ratios, order, v.get("max_window_ms").asLong(),
+        return new Plan(v.get("view").asText(), v.get("key_field").asText(),
+                v.get("allowed_lateness_ms").asLong(), windows, granularities, slots, ratios, order, v.get("max_window_ms").asLong(),
                 v.has("forgets_at_lateness") && v.get("forgets_at_lateness").asBoolean());
     }
 }
