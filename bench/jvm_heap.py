@@ -58,3 +58,46 @@ def sample(pid: int | None) -> HeapSample | None:
         return parse_jstat_gc(done.stdout)
     except (ValueError, StopIteration):
         return None
+
+
+@dataclass(frozen=True)
+class LiveHeap:
+    """What a full collection leaves: the heap's live objects, in all and by class (largest first)."""
+
+    total_mb: float
+    top: tuple[tuple[str, float, int], ...]  # (class, MB, instances)
+
+
+def parse_class_histogram(text: str, top: int = 6) -> LiveHeap:
+    """`jcmd <pid> GC.class_histogram`: rows '  1:  <instances>  <bytes>  <class> (<module>)', then 'Total'."""
+    total = 0.0
+    rows: list[tuple[str, float, int]] = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] == "Total":
+            total = int(parts[2]) / 2**20
+        elif len(parts) >= 4 and parts[0].endswith(":") and parts[0][:-1].isdigit():
+            rows.append((parts[3], int(parts[2]) / 2**20, int(parts[1])))
+    if not total:
+        raise ValueError("no 'Total' line: not a class histogram")
+    rows.sort(key=lambda r: -r[1])
+    return LiveHeap(total, tuple(rows[:top]))
+
+
+def live_heap(pid: int | None, timeout_s: float = 120.0) -> LiveHeap | None:
+    """The live set, by a full collection that `jcmd` asks for: it stops the JVM for as long as the
+    collection takes, so take it outside a measured interval. None when there is no JVM or jcmd."""
+    jcmd = shutil.which("jcmd")
+    if pid is None or jcmd is None:
+        return None
+    try:
+        done = subprocess.run([jcmd, str(pid), "GC.class_histogram"], capture_output=True, text=True,
+                              timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return None
+    if done.returncode != 0:
+        return None
+    try:
+        return parse_class_histogram(done.stdout)
+    except ValueError:
+        return None

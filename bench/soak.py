@@ -32,6 +32,8 @@ after the first minute (stop 19). So leave the stream at nice 0 there and the ar
 
 Each minute also prints the Flink JVM's heap, the seconds with the most slow requests, and how long
 the CPUs were taken away from this machine altogether (bench/cpu_stalls.py), in all and in those seconds.
+Before the warm-up and after the last minute a full collection measures the job's live set: its
+state, apart from the garbage its old generation holds until a full collection (--no-live-heap skips it).
 """
 from __future__ import annotations
 
@@ -352,6 +354,10 @@ def main() -> int:
                         help="SCHED_FIFO priority (1-99) of the request path: the API's workers ([serving] "
                              "realtime_priority), Redis ([redis] realtime_priority) and the load generator, "
                              "which stands in for callers on other machines (default 0: ordinary; needs root)")
+    parser.add_argument("--live-heap", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure the Flink JVM's live set (jcmd GC.class_histogram, a full collection) before "
+                             "the warm-up and after the last minute, so state growth shows apart from garbage "
+                             "(default on; each collection pauses the job outside the counted minutes)")
     parser.add_argument("--flink-heap", default="4g",
                         help="the Flink job's heap ([flink] local_heap; default 4g): its window state grows with "
                              "every key-minute of the 24 h windows, and at 5,000 events/s over 100,000 keys the "
@@ -424,6 +430,8 @@ def main() -> int:
             if native_loadgen is None:
                 return run(fixed_rate("127.0.0.1", port, HttpConn, path_of, args.rps, seconds, warmup_s=0.0))
             return NativeLoad(native_loadgen, port, args.users, args.rps, seconds, args.worst_seconds, args.serving_priority)
+        live_before = jvm_heap.live_heap(jvm_heap.java_pid(pids["flink job"])) if args.live_heap else None
+        live_since = time.monotonic()
         if args.warmup_s > 0:
             warm = load(args.warmup_s)
             print(f"warm-up {args.warmup_s:.0f} s (not counted): {warm.ok:,} ok, {warm.failed + warm.timed_out:,} "
@@ -472,6 +480,8 @@ def main() -> int:
             if getattr(result, "worst_seconds", None):
                 print("      most requests over the p99 goal in: "
                       + ", ".join(_second(at, n, stalls) for at, n in result.worst_seconds), flush=True)
+        if live_before is not None:
+            print_live_heap(live_before, jvm_heap.live_heap(flink_jvm), time.monotonic() - live_since, len(minutes))
         from tessera.kafka_io import topic_message_counts
 
         late = topic_message_counts(settings, [settings.kafka.late_topic], timeout_s=10)[settings.kafka.late_topic]
@@ -492,6 +502,18 @@ def main() -> int:
             except SystemExit as err:
                 print(err, file=sys.stderr)
     return report(minutes, args, freshness_budget_ms(settings))
+
+
+def print_live_heap(before: jvm_heap.LiveHeap, after: jvm_heap.LiveHeap | None, seconds: float, minutes: int) -> None:
+    """The job's live set (its state, mostly) before the warm-up and after the last minute: the
+    old generation's figures count garbage that no collection has looked at yet."""
+    if after is None:
+        print("flink live heap: the second histogram failed", flush=True)
+        return
+    rate = (after.total_mb - before.total_mb) / (seconds / 60)
+    print(f"\nflink live heap (a full collection each, outside the counted minutes): {before.total_mb:,.0f} MB "
+          f"before the warm-up -> {after.total_mb:,.0f} MB after minute {minutes} ({rate:+,.1f} MB a minute); "
+          "largest: " + ", ".join(f"{name} {mb:,.0f} MB" for name, mb, _n in after.top), flush=True)
 
 
 def _second(unix_s: int, slow: int, stalls: StallReport | None) -> str:

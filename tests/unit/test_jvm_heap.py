@@ -1,9 +1,10 @@
-"""bench/jvm_heap.py reads `jstat -gc`'s columns by name (they differ between collectors and JDKs)."""
+"""bench/jvm_heap.py reads `jstat -gc`'s columns by name (they differ between collectors and JDKs), and
+`jcmd GC.class_histogram`'s live set."""
 from __future__ import annotations
 
 import pytest
 
-from bench.jvm_heap import parse_jstat_gc
+from bench.jvm_heap import parse_class_histogram, parse_jstat_gc
 
 JDK17_PARALLEL = """\
     S0C         S1C         S0U         S1U          EC           EU           OC           OU          MC         MU       CCSC      CCSU     YGC     YGCT     FGC    FGCT     CGC    CGCT       GCT
@@ -22,3 +23,26 @@ def test_a_dash_counts_as_zero_and_a_missing_line_is_an_error() -> None:
     assert parse_jstat_gc(g1).full_gcs == 0
     with pytest.raises(ValueError):
         parse_jstat_gc("sun.jvmstat.monitor.MonitorException: 1 not found")
+
+
+# JDK 17's output (a few of its 706 rows), from a JVM holding one long[1_000_000].
+JDK17_HISTOGRAM = """\
+ num     #instances         #bytes  class name (module)
+-------------------------------------------------------
+   1:           909        8073064  [J (java.base@17.0.15)
+   2:         13268         805072  [B (java.base@17.0.15)
+   3:          3011         362496  java.lang.Class (java.base@17.0.15)
+   4:         13108         314592  java.lang.String (java.base@17.0.15)
+   5:          2160         174104  [Ljava.lang.Object; (java.base@17.0.15)
+ 705:             1             16  sun.nio.fs.NativeBuffers$1 (java.base@17.0.15)
+ 706:             1             16  sun.nio.fs.UnixFileAttributes$UnixAsBasicFileAttributes (java.base@17.0.15)
+Total         60335       10862664
+"""
+
+
+def test_class_histogram_total_and_largest_classes() -> None:
+    live = parse_class_histogram(JDK17_HISTOGRAM, top=2)
+    assert live.total_mb == pytest.approx(10_862_664 / 2**20)
+    assert live.top == (("[J", pytest.approx(8_073_064 / 2**20), 909), ("[B", pytest.approx(805_072 / 2**20), 13_268))
+    with pytest.raises(ValueError):
+        parse_class_histogram("9477:\ncom.sun.tools.attach.AttachNotSupportedException: Unable to open socket file")
