@@ -358,6 +358,10 @@ def main() -> int:
                         help="measure the Flink JVM's live set (jcmd GC.class_histogram, a full collection) before "
                              "the warm-up and after the last minute, so state growth shows apart from garbage "
                              "(default on; each collection pauses the job outside the counted minutes)")
+    parser.add_argument("--live-heap-every", type=int, default=0, metavar="MINUTES",
+                        help="also measure the live set after every MINUTES-th minute (its full collection then "
+                             "pauses the job in the next counted minute): for a run long enough to show the state "
+                             "level off once its longest by-the-minute window has filled (default 0: never)")
     parser.add_argument("--flink-heap", default="4g",
                         help="the Flink job's heap ([flink] local_heap; default 4g): its window state grows with "
                              "every key-minute of the 24 h windows, and at 5,000 events/s over 100,000 keys the "
@@ -471,6 +475,10 @@ def main() -> int:
                       f"{minute.heap.young_gcs - heap_before.young_gcs} young and "
                       f"{minute.heap.full_gcs - heap_before.full_gcs} full collections this minute", flush=True)
                 heap_before = minute.heap
+            if live_before is not None and args.live_heap_every and i % args.live_heap_every == 0 and i < args.minutes:
+                live = jvm_heap.live_heap(flink_jvm)
+                print(f"      flink live heap: {live.total_mb:,.0f} MB" if live else "      flink live heap: failed",
+                      flush=True)
             if getattr(result, "first_error", ""):
                 print(f"      {result.first_error}", flush=True)
             stalls = probe.take() if probe is not None else None
