@@ -29,8 +29,8 @@ user_ad_activity = WindowedView(
     entity=user,
     source=ad_events,
     granularity="1m",
-    # A 24h window leaves by the hour: a bucket per user per minute for a day came to an estimated
-    # 14 GB of job state at the soak's load (bench/soak.py); by the hour it is 25 buckets a user.
+    # A 24h window leaves by the hour: by the minute it keeps a bucket per user per minute for a day,
+    # more than the job's heap at the soak's load (README, "Features"); by the hour, 25 a user.
     window_granularity={"24h": "1h"},
     allowed_lateness="10s",
     freshness_budget="5s",
