@@ -2,9 +2,13 @@
 tests can ask too."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+from typing import Iterable
 
+from streaming.aggregator import ViewPlan, plans_to_json
 from tessera.config import Settings
+from tessera.definitions import WindowedView, load_definitions
 
 
 # The JVM engine's state layout: bumped when its operators or keys change so that a checkpoint
@@ -12,13 +16,24 @@ from tessera.config import Settings
 JVM_STATE_VERSION = 2
 
 
+def definitions_fingerprint(views: Iterable[WindowedView]) -> str:
+    """A short hash of what the job computes from these views (their compiled plans: windows, their
+    granularities, filters, lateness; not descriptions). A checkpoint's buckets are right only for
+    the definitions they were counted with: restored under others, a changed window would mix
+    events counted both ways until the old ones had all left."""
+    plans = [ViewPlan.compile(v) for v in views]
+    return hashlib.sha256(plans_to_json(plans).encode()).hexdigest()[:12]
+
+
 def checkpoint_dir(settings: Settings) -> Path:
-    """One folder per engine and state layout: a checkpoint of other operators cannot be restored, so
-    a start after an upgrade finds none and replays the topic, as after an engine switch."""
+    """One folder per engine, state layout and feature definitions: a checkpoint of other operators
+    or other definitions cannot be restored, so a start after an upgrade or a change to a streaming
+    view finds none and replays the topic, as after an engine switch."""
+    fingerprint = definitions_fingerprint(load_definitions(settings.feature_repo).streaming_views())
     if settings.flink.engine == "python":
-        name = "checkpoints"
+        name = f"checkpoints-{fingerprint}"
     else:
-        name = f"checkpoints-{settings.flink.engine}-v{JVM_STATE_VERSION}"
+        name = f"checkpoints-{settings.flink.engine}-v{JVM_STATE_VERSION}-{fingerprint}"
     return settings.state_dir / "flink" / name
 
 

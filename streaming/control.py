@@ -73,7 +73,8 @@ def _starting_point(settings: Settings, from_checkpoint: str) -> str:
     restore = restore_point(settings, from_checkpoint)
     if restore is not None:
         return f"restoring from {restore}"
-    return (f"no checkpoint of the {settings.flink.engine} engine to restore: empty state, so it replays "
+    return (f"no checkpoint of the {settings.flink.engine} engine and these streaming views to restore (the first "
+            f"start, or the first since the engine or a view's definition changed): empty state, so it replays "
             f"{settings.kafka.topic} from its earliest offset")
 
 

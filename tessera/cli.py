@@ -407,11 +407,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "execution.target=remote, rest.address, rest.port); the sink writes its rows "
                                    "into Feast's Redis online store and the offline store; the archiver writes every "
                                    "valid event into the raw history and publishes the stream clock. A restarted job resumes "
-                                   "from its newest retained checkpoint; without one (a first start, or a switch of [flink] engine) it "
+                                   "from its newest retained checkpoint of the same streaming views; without one (a first start, a switch "
+                                   "of [flink] engine, or a changed streaming view in feature_repo/) it "
                                    "replays the topic from its earliest offset.")
     p.add_argument("action", choices=["start", "stop", "status"])
     p.add_argument("--from-checkpoint", default="auto",
-                   help="start: auto (the engine's newest checkpoint, default), none (empty state: replays the topic "
+                   help="start: auto (the engine's newest checkpoint of these views, default), none (empty state: replays the topic "
                         "from its earliest offset), or a checkpoint path")
     p.add_argument("--kill", action="store_true", help="stop: kill at once instead of a graceful stop")
     p.add_argument("--wait", type=float, default=0, metavar="SECONDS",
