@@ -43,19 +43,24 @@ def parse_jstat_gc(text: str) -> HeapSample:
     return HeapSample(num("OU") / 1024, num("OC") / 1024, int(num("YGC")), int(num("FGC")), num("GCT"))
 
 
-def sample(pid: int | None) -> HeapSample | None:
-    """None when there is no JVM, no jstat, or it does not answer within 5 s."""
-    jstat = shutil.which("jstat")
-    if pid is None or jstat is None:
+def _ask(tool: str, args: list[str], timeout_s: float) -> str | None:
+    """What a JDK tool (jstat, jcmd) prints; None when there is no such tool, it fails, or it does not
+    answer in time."""
+    path = shutil.which(tool)
+    if path is None:
         return None
     try:
-        done = subprocess.run([jstat, "-gc", str(pid)], capture_output=True, text=True, timeout=5)
+        done = subprocess.run([path, *args], capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         return None
-    if done.returncode != 0:
-        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def sample(pid: int | None) -> HeapSample | None:
+    """None when there is no JVM, no jstat, or it does not answer within 5 s."""
+    text = None if pid is None else _ask("jstat", ["-gc", str(pid)], 5.0)
     try:
-        return parse_jstat_gc(done.stdout)
+        return parse_jstat_gc(text) if text is not None else None
     except (ValueError, StopIteration):
         return None
 
@@ -87,17 +92,8 @@ def parse_class_histogram(text: str, top: int = 6) -> LiveHeap:
 def live_heap(pid: int | None, timeout_s: float = 120.0) -> LiveHeap | None:
     """The live set, by a full collection that `jcmd` asks for: it stops the JVM for as long as the
     collection takes, so take it outside a measured interval. None when there is no JVM or jcmd."""
-    jcmd = shutil.which("jcmd")
-    if pid is None or jcmd is None:
-        return None
+    text = None if pid is None else _ask("jcmd", [str(pid), "GC.class_histogram"], timeout_s)
     try:
-        done = subprocess.run([jcmd, str(pid), "GC.class_histogram"], capture_output=True, text=True,
-                              timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        return None
-    if done.returncode != 0:
-        return None
-    try:
-        return parse_class_histogram(done.stdout)
+        return parse_class_histogram(text) if text is not None else None
     except ValueError:
         return None

@@ -434,7 +434,8 @@ def main() -> int:
             if native_loadgen is None:
                 return run(fixed_rate("127.0.0.1", port, HttpConn, path_of, args.rps, seconds, warmup_s=0.0))
             return NativeLoad(native_loadgen, port, args.users, args.rps, seconds, args.worst_seconds, args.serving_priority)
-        live_before = jvm_heap.live_heap(jvm_heap.java_pid(pids["flink job"])) if args.live_heap else None
+        flink_jvm = jvm_heap.java_pid(pids["flink job"])
+        live_before = jvm_heap.live_heap(flink_jvm) if args.live_heap else None
         live_since = time.monotonic()
         if args.warmup_s > 0:
             warm = load(args.warmup_s)
@@ -443,7 +444,6 @@ def main() -> int:
         print(f"{'min':>3} {'ok':>8} {'errors':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>8} {'events':>9} "
               f"{'job behind':>10} {'fresh ms':>8}  RSS MB / cores " + " ".join(f"{n:>14}" for n in pids), flush=True)
         cpu_before = {n: cpu_s(n, pid) for n, pid in pids.items()}
-        flink_jvm = jvm_heap.java_pid(pids["flink job"])
         heap_before = jvm_heap.sample(flink_jvm)
         freshness.take_worst_ms()  # the warm-up's samples are not counted
         probe = StallProbe().start() if args.stall_probe else None

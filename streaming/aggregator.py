@@ -19,7 +19,7 @@ from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, localcontext
 from typing import Any
 
 from tessera.definitions import WindowedView
-from tessera.windows import format_duration, leave_boundary
+from tessera.windows import format_duration, last_leave, leave_boundary
 
 try:
     import orjson as _orjson
@@ -79,8 +79,8 @@ class ViewPlan:
                    max(windows))
 
     def last_leave(self, t: int) -> int:
-        """When an event at t has left every window (WindowedView.last_leave)."""
-        return max(leave_boundary(t, w, self.granularities[w]) for w in self.windows)
+        """When an event at t has left every window."""
+        return last_leave(t, self.granularities)
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as the JVM engine reads it (jars/aggregator, Plan.java), so a feature is only ever
@@ -92,7 +92,7 @@ class ViewPlan:
                     raise ValueError(f"view {self.view!r}: where {field_name}={value!r} is not a string")
         return {
             "view": self.view, "key_field": self.key_field,
-            "allowed_lateness_ms": self.allowed_lateness_ms, "max_window_ms": self.max_window_ms,
+            "allowed_lateness_ms": self.allowed_lateness_ms,
             "windows": [{"window_ms": w, "granularity_ms": self.granularities[w],
                          "slots": [{"name": name, "op": op, "column": column, "where": [list(item) for item in where]}
                                    for name, op, column, where in self.slots[w]]}

@@ -160,8 +160,9 @@ def flink_configuration(settings: Settings, restore_from: Path | None) -> Config
     conf.set_string("python.client.executable", sys.executable)
     conf.set_string("parallelism.default", str(settings.flink.parallelism))
     conf.set_string("execution.checkpointing.interval", f"{settings.flink.checkpoint_interval_ms} ms")
-    conf.set_string("execution.checkpointing.dir", f"file://{checkpoint_dir(settings)}")
-    conf.set_string("state.checkpoints.dir", f"file://{checkpoint_dir(settings)}")
+    checkpoints = f"file://{checkpoint_dir(settings)}"  # loads the definitions: once
+    conf.set_string("execution.checkpointing.dir", checkpoints)
+    conf.set_string("state.checkpoints.dir", checkpoints)
     conf.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
     conf.set_string("execution.checkpointing.num-retained", "3")
     conf.set_string("state.backend.type", "hashmap")

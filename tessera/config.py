@@ -181,7 +181,7 @@ class FlinkSettings(BaseModel):
     # The local mini-cluster JVM's garbage collector: "parallel" (the default: the job's state is
     # long-lived and updated on every event, and G1's write barriers and concurrent refinement cost
     # about a quarter of the job's CPU per event; its young pauses, with survivors promoted at once
-    # (streaming/job.py), are a tenth to a fifth of a second against a freshness budget of seconds),
+    # (streaming/local_jvm.py), are a tenth to a fifth of a second against a freshness budget of seconds),
     # "g1", or "" for the JVM's default. Flags in $JVM_ARGS come after these, so they win.
     local_gc: Literal["parallel", "g1", ""] = "parallel"
     # The local job's CPU priority (Unix nice, 0 to 19). On a machine it shares with the feature API,

@@ -12,11 +12,12 @@ import keyword
 import sys
 import traceback
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from tessera.events import EVENT_TYPES, FIELDS as EVENT_FIELDS
-from tessera.windows import DAY_MS, format_duration, leave_boundary, parse_duration
+from tessera.windows import DAY_MS, format_duration, last_leave, parse_duration
 
 Operation = Literal["count", "sum", "ratio", "distinct_days"]
 OPERATIONS = ("count", "sum", "ratio", "distinct_days")
@@ -150,23 +151,25 @@ class WindowedView:
         """The default g, of every window that `window_granularity` does not name."""
         return parse_duration(self.granularity)
 
+    @cached_property
+    def window_granularities(self) -> dict[int, int]:
+        """Every window length of the view -> its g (the declaration, parsed once)."""
+        named = {parse_duration(w): parse_duration(g) for w, g in self.window_granularity.items()}
+        return {f.window_ms: named.get(f.window_ms, self.granularity_ms) for f in self.features}
+
     def granularity_of(self, window_ms: int) -> int:
         """The g of the window of that length."""
-        for window, g in self.window_granularity.items():
-            if parse_duration(window) == window_ms:
-                return parse_duration(g)
-        return self.granularity_ms
+        return self.window_granularities.get(window_ms, self.granularity_ms)
 
     def last_leave(self, event_time_ms: int) -> int:
-        """When an event has left every window of the view (the latest of its leave boundaries)."""
-        return max(leave_boundary(event_time_ms, w, self.granularity_of(w))
-                   for w in {f.window_ms for f in self.features})
+        """When an event has left every window of the view."""
+        return last_leave(event_time_ms, self.window_granularities)
 
     @property
     def lookback_ms(self) -> int:
         """How long before an instant an event can still count at it (for a daily view, one more day:
         an event enters at the end of its day)."""
-        reach = max(f.window_ms + self.granularity_of(f.window_ms) for f in self.features)
+        reach = max(w + g for w, g in self.window_granularities.items())
         return reach + (DAY_MS if self.kind == "daily" else 0)
 
     @property

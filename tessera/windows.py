@@ -8,6 +8,7 @@ The streaming job, the backfill and the parity check all use these functions.
 from __future__ import annotations
 
 import re
+from typing import Mapping
 
 SECOND_MS = 1_000
 MINUTE_MS = 60 * SECOND_MS
@@ -48,6 +49,11 @@ def ceil_to(ts_ms: int, granularity_ms: int) -> int:
 def leave_boundary(event_time_ms: int, window_ms: int, granularity_ms: int) -> int:
     """The first instant at which the event no longer counts: ceil_g(event_time + w)."""
     return ceil_to(event_time_ms + window_ms, granularity_ms)
+
+
+def last_leave(event_time_ms: int, granularities: Mapping[int, int]) -> int:
+    """When an event has left every one of the windows {length: g}: the latest of its leave boundaries."""
+    return max(leave_boundary(event_time_ms, w, g) for w, g in granularities.items())
 
 
 def in_window(event_time_ms: int, t_ms: int, window_ms: int, granularity_ms: int) -> bool:

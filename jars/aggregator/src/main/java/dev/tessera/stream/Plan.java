@@ -65,7 +65,6 @@ public final class Plan implements Serializable {
     public final Slot[][] slots;          // per window, its additive features
     public final Ratio[] ratios;
     public final String[] order;          // every feature name, in declaration order
-    public final long maxWindowMs;
     /** streaming/aggregator.py ViewPlan.forgets_at_lateness: dedup ids are forgotten by the stream clock. */
     public final boolean forgetsAtLateness;
 
@@ -84,7 +83,7 @@ public final class Plan implements Serializable {
     final String rowPrefix;  // {"view":"<view>","key":
 
     Plan(String view, String keyField, long allowedLatenessMs, long[] windows, long[] granularities, Slot[][] slots,
-         Ratio[] ratios, String[] order, long maxWindowMs, boolean forgetsAtLateness) {
+         Ratio[] ratios, String[] order, boolean forgetsAtLateness) {
         this.forgetsAtLateness = forgetsAtLateness;
         this.view = view;
         this.keyField = keyField;
@@ -94,7 +93,6 @@ public final class Plan implements Serializable {
         this.slots = slots;
         this.ratios = ratios;
         this.order = order;
-        this.maxWindowMs = maxWindowMs;
         int n = order.length;
         outKind = new int[n];
         outWindow = new int[n];
@@ -208,7 +206,7 @@ public final class Plan implements Serializable {
             order[i] = os.get(i).asText();
         }
         return new Plan(v.get("view").asText(), v.get("key_field").asText(),
-                v.get("allowed_lateness_ms").asLong(), windows, granularities, slots, ratios, order, v.get("max_window_ms").asLong(),
+                v.get("allowed_lateness_ms").asLong(), windows, granularities, slots, ratios, order,
                 v.has("forgets_at_lateness") && v.get("forgets_at_lateness").asBoolean());
     }
 }
