@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import random
 import shutil
@@ -49,7 +48,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import psutil
 from confluent_kafka import KafkaException
@@ -62,6 +61,7 @@ sys.path.insert(0, str(ROOT))
 from streaming import control  # noqa: E402
 from bench.feature_api import Server, http_request  # noqa: E402
 from bench import jvm_heap  # noqa: E402
+from bench.event_pump import EventPump  # noqa: E402
 from bench.cpu_stalls import StallProbe, StallReport, summary as stall_summary  # noqa: E402
 from bench.loadgen import HttpConn, fixed_rate, run  # noqa: E402
 from bench.streaming import tessera as tessera_cli  # noqa: E402
@@ -104,72 +104,6 @@ def tree_rss_mb(pid: int | None) -> float:
         except psutil.NoSuchProcess:
             pass
     return total / 2**20
-
-
-_TIME_FIELD = b'"event_time":'
-
-
-def _split_at_event_time(value: bytes) -> tuple[bytes, int, bytes]:
-    """(before, event_time, after), so the time can be moved without encoding the event again.
-    The pump sends only valid events, which all have the field."""
-    start = value.index(_TIME_FIELD) + len(_TIME_FIELD)
-    end = value.index(b",", start)
-    return value[:start], int(value[start:end]), value[end:]
-
-
-def _pump(settings, rate: float, seconds: float, produced, ready, stop_flag) -> None:  # type: ignore[no-untyped-def]
-    """Live events at a fixed rate until `stop_flag` is set (in a process of its own: in the load
-    generator's process it would take the GIL from it, and the API's latency would look worse).
-
-    The events of `seconds` are generated before `ready` is set, and sending moves each one's
-    event_time by the time that took: generating costs about 15 us an event, which at 5,000 events/s
-    would be a sixth of a core taken from the services under test during the measured minutes."""
-    from tessera.generator import EventGenerator, GeneratorConfig
-    from tessera.kafka_io import RatePacer, make_producer
-
-    generator = EventGenerator(GeneratorConfig(seed=9, duplicates=0.01, out_of_order=0.02),
-                               int(time.time() * 1000), rate_per_s=rate)
-
-    def split(batch: list[Any]) -> list[tuple[bytes | None, bytes, int, bytes]]:
-        return [(m.key, *_split_at_event_time(m.value)) for m in batch]
-
-    planned = [event for batch in generator.batches(int(rate * seconds)) for event in split(batch)]
-    producer = make_producer(settings, **{"linger.ms": "20"})
-    shift = int(time.time() * 1000) - generator.start_ms
-    ready.set()
-    pacer = RatePacer(rate)
-    count = paced = 0
-    parent = os.getppid()
-
-    def events() -> Iterator[tuple[bytes | None, bytes, int, bytes]]:
-        yield from planned
-        while True:  # a soak slowed by a saturated machine outlasts the plan
-            yield from split(generator.take(int(rate)))
-
-    # A soak killed outright leaves no one to set the flag: stop with the parent rather than go on
-    # producing into the next run's broker on the same port.
-    for key, head, event_time, tail in events():
-        if stop_flag.is_set() or (count % 1000 == 0 and os.getppid() != parent):
-            break
-        if time.monotonic() - (pacer.started + paced / rate) > 1.0:
-            # More than a second behind (the machine is saturated): drop the deficit rather
-            # than send it in a burst, which would measure a load nobody asked for.
-            pacer, paced = RatePacer(rate), 0
-        pacer(paced)
-        paced += 1
-        value = head + str(event_time + shift).encode() + tail
-        while True:
-            try:
-                producer.produce(settings.kafka.topic, value, key)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        count += 1
-        if count % 500 == 0:
-            produced.value = count
-            producer.poll(0)
-    producer.flush(30)
-    produced.value = count
 
 
 def tree_cpu_s(pid: int | None) -> float:
@@ -236,38 +170,6 @@ def build_loadgen(kind: str) -> Path:
         subprocess.run([tool, "build", "-o", str(target), "."], cwd=ROOT / "bench" / "loadgen_go", check=True,
                        env={**os.environ, "GOFLAGS": "-mod=mod"})
     return target
-
-
-class EventPump:
-    """`_pump` in a child process, with its count of produced events."""
-
-    def __init__(self, settings, rate: float, seconds: float) -> None:  # type: ignore[no-untyped-def]
-        context = multiprocessing.get_context("spawn")
-        self._produced = context.Value("q", 0)
-        self.ready = context.Event()
-        self.stop_flag = context.Event()
-        self._process = context.Process(target=_pump, daemon=True, name="event-pump",
-                                        args=(settings, rate, seconds, self._produced, self.ready, self.stop_flag))
-
-    @property
-    def produced(self) -> int:
-        return int(self._produced.value)
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid
-
-    def start(self) -> None:
-        """Starts sending once the planned events are generated (about 15 us each)."""
-        self._process.start()
-        while not self.ready.wait(1.0):
-            if not self._process.is_alive():
-                raise RuntimeError("the event pump exited before it was ready")
-
-    def join(self, timeout: float) -> None:
-        self._process.join(timeout)
-        if self._process.is_alive():
-            self._process.kill()
 
 
 def seed_every_key(settings, users: int, campaigns: int, spread_ms: int) -> int:  # type: ignore[no-untyped-def]
@@ -362,6 +264,10 @@ def main() -> int:
                         help="also measure the live set after every MINUTES-th minute (its full collection then "
                              "pauses the job in the next counted minute): for a run long enough to show the state "
                              "level off once its longest by-the-minute window has filled (default 0: never)")
+    parser.add_argument("--plan-s", type=float, default=720,
+                        help="seconds of events generated before the load and sent again, pass after pass, with "
+                             "times moved on and ids renamed, for as long as the soak lasts (bench/event_pump.py; "
+                             "default 720: a 10-minute soak with its warm-up sends each event once)")
     parser.add_argument("--flink-heap", default="4g",
                         help="the Flink job's heap ([flink] local_heap; default 4g): its window state grows with "
                              "every key-minute of the 24 h windows, and at 5,000 events/s over 100,000 keys the "
@@ -398,9 +304,8 @@ def main() -> int:
     print(f"state in {state}", flush=True)
     tessera_cli(env, "services", "up")
     tessera_cli(env, "apply")
-    # Planned for the warm-up and the minutes with a fifth to spare; a slower soak generates the rest live.
-    pump_seconds = 1.2 * (args.warmup_s + 60 * args.minutes)
-    pump = EventPump(settings, args.events_per_s, pump_seconds)
+    plan_s = min(args.plan_s, 1.2 * (args.warmup_s + 60 * args.minutes))  # a fifth to spare
+    pump = EventPump(settings, args.events_per_s, plan_s)
     minutes: list[Minute] = []
     freshness: FreshnessSampler | None = None
     probe: StallProbe | None = None
@@ -420,7 +325,8 @@ def main() -> int:
                 "writer": control.processes(settings)["stream-sink"].pid(),
                 "archive": control.processes(settings)["stream-archive"].pid(),
                 "api": api.process.pid if api.process else None}
-        print(f"generating {int(args.events_per_s * pump_seconds):,} events for the event pump", flush=True)
+        print(f"generating {int(args.events_per_s * plan_s):,} events for the event pump ({plan_s:.0f} s, "
+              "sent again with times moved on and ids renamed if the soak outlasts them)", flush=True)
         pump.start()
         pids |= {"event pump": pump.pid, "load gen": os.getpid()}
         freshness = FreshnessSampler(settings, FRESHNESS_VIEW)
