@@ -14,8 +14,6 @@ from __future__ import annotations
 import sys
 import time
 
-from confluent_kafka import Message
-
 from streaming.consumer_groups import ARCHIVE as ARCHIVE_GROUP
 from streaming.dead_letters import StreamValidator
 from streaming.kafka_batches import good_messages, group_consumer
@@ -35,7 +33,9 @@ class Archiver:
         self.consumer = group_consumer(settings, ARCHIVE_GROUP, settings.kafka.topic)
         self.validator = StreamValidator()
         self.pending: list[AdEvent] = []
-        self.pending_messages: list[Message] = []
+        # The batch's first offset names its file; the messages themselves are not held (twice the
+        # memory of their events, for a batch that may be a catch-up's).
+        self.first_offset: int | None = None
         self.pending_since = time.monotonic()
         self.events_archived = 0
         self.running = True
@@ -46,14 +46,14 @@ class Archiver:
             result = self.validator.check(m.value())
             if isinstance(result, AdEvent):
                 self.pending.append(result)
-            self.pending_messages.append(m)
+            if self.first_offset is None:
+                self.first_offset = m.offset()
         due = time.monotonic() - self.pending_since >= s.archive_batch_ms / 1000
-        if self.pending_messages and (len(self.pending) >= s.archive_batch_events or due or not self.running):
-            write_events(self.settings.raw_history_dir, self.pending, writer="stream",
-                         sequence=self.pending_messages[0].offset())
+        if self.first_offset is not None and (len(self.pending) >= s.archive_batch_events or due or not self.running):
+            write_events(self.settings.raw_history_dir, self.pending, writer="stream", sequence=self.first_offset)
             self.consumer.commit(asynchronous=False)
             self.events_archived += len(self.pending)
-            self.pending, self.pending_messages = [], []
+            self.pending, self.first_offset = [], None
             self.pending_since = time.monotonic()
         self.clock.note(self.validator.clock_ms)
         self.clock.maybe_publish(force=not self.running)

@@ -204,7 +204,11 @@ class SinkSettings(BaseModel):
     # load a 200-key call held it 2.7 ms at the median and up to 18 ms (its SLOWLOG), each a stall for
     # every feature API request; `tessera materialize`, which has no readers to spare, sends 200.
     keys_per_call: int = Field(default=50, ge=1, le=10_000)
-    archive_batch_events: int = 200_000
+    # The archiver writes a file when it holds this many events or archive_batch_ms has passed. The
+    # events are held until then: a catch-up after the archiver was starved (archive_nice) filled a
+    # batch of 200,000 and its memory stayed grown (RSS 240 to 420 MB run to run in bench/soak.py);
+    # 50,000 is ten seconds at 5,000 events/s, the size of a batch that is not catching up.
+    archive_batch_events: int = Field(default=50_000, ge=1)
     archive_batch_ms: int = 10_000
     # The writer's CPU priority (Unix nice, 0 to 19), as [flink] nice for the job.
     nice: int = Field(default=0, ge=0, le=19)
