@@ -50,13 +50,13 @@ def encode(event: PlannedEvent, suffix: bytes, shift_ms: int) -> bytes:
     return event.id_head + suffix + event.mid + str(event.event_time + shift_ms).encode() + event.tail
 
 
-def replay(plan: list[PlannedEvent], span_ms: int, shift_ms: int) -> Iterator[tuple[bytes | None, bytes]]:
-    """(key, value) of the plan's passes without end: pass n is moved on by shift_ms + n * span_ms."""
+def replay(plan: list[PlannedEvent], span_ms: int) -> Iterator[tuple[PlannedEvent, bytes, int]]:
+    """(event, id suffix, time shift) of the plan's passes without end: pass n moves on by n * span_ms."""
     n = 0
     while True:
-        suffix, shift = pass_suffix(n), shift_ms + n * span_ms
+        suffix, shift = pass_suffix(n), n * span_ms
         for event in plan:
-            yield event.key, encode(event, suffix, shift)
+            yield event, suffix, shift
         n += 1
 
 
@@ -80,15 +80,20 @@ def _pump(settings, rate: float, plan_s: float, produced, ready, stop_flag) -> N
     parent = os.getppid()
     # A soak killed outright leaves no one to set the flag: stop with the parent rather than go on
     # producing into the next run's broker on the same port.
-    for key, value in replay(plan, span_ms, shift):
+    for event, suffix, pass_shift in replay(plan, span_ms):
         if stop_flag.is_set() or (sent % 1000 == 0 and os.getppid() != parent):
             break
-        if time.monotonic() - (pacer.started + paced / rate) > 1.0:
+        behind = time.monotonic() - (pacer.started + paced / rate)
+        if behind > 1.0:
             # More than a second behind (the machine is saturated): drop the deficit rather
-            # than send it in a burst, which would measure a load nobody asked for.
+            # than send it in a burst, which would measure a load nobody asked for, and move the
+            # times on by as much, so that an event's time stays the time it is sent (else every
+            # drop would read as lost freshness downstream).
             pacer, paced = RatePacer(rate), 0
+            shift += int(behind * 1000)
         pacer(paced)
         paced += 1
+        key, value = event.key, encode(event, suffix, shift + pass_shift)
         while True:
             try:
                 producer.produce(settings.kafka.topic, value, key)

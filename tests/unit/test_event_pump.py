@@ -8,7 +8,7 @@ from itertools import islice
 
 import pytest
 
-from bench.event_pump import plan_event, replay
+from bench.event_pump import encode, plan_event, replay
 from tessera.events import AdEvent, parse_event
 from tessera.generator import EventGenerator, GeneratorConfig
 
@@ -34,7 +34,8 @@ def test_every_pass_renames_ids_and_moves_times_on(shift_ms: int) -> None:
     plan = [plan_event(k, v) for k, v in messages]
     span_ms = 2_000
     passes = 3
-    sent = list(islice(replay(plan, span_ms, shift_ms), passes * len(plan)))
+    sent = [(e.key, encode(e, suffix, shift_ms + shift))
+            for e, suffix, shift in islice(replay(plan, span_ms), passes * len(plan))]
     events = [parse_event(value) for _, value in sent]
     assert all(isinstance(e, AdEvent) for e in events)
     originals = [parse_event(v) for _, v in messages]
