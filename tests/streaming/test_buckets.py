@@ -56,11 +56,40 @@ def _script(seed: int, steps: int = 3000) -> tuple[list[str], list[str], int]:
     return script, expected, out_of_order
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_buckets_match_a_sorted_map(seed: int) -> None:
+# Without a limit the arrays double; with one of 6 held (room for 10) the script, which holds up to
+# hundreds at once, runs through the limited growth, the moves to the front and the doubling past it.
+@pytest.mark.parametrize("seed, held", [(1, None), (2, None), (3, None), (4, 6), (5, 6), (6, 61)])
+def test_buckets_match_a_sorted_map(seed: int, held: int | None) -> None:
     script, expected, out_of_order = _script(seed)
     assert out_of_order > 100, "the script must create buckets out of order"
-    got = run_main("BucketsTrace", [], "\n".join(script) + "\n")
+    got = run_main("BucketsTrace", [] if held is None else [str(held)], "\n".join(script) + "\n")
     assert len(got) == len(expected)
     for step, (line, want, have) in enumerate(zip(script, expected, got)):
         assert have == want, f"step {step} ({line})"
+
+
+def _minute_stream(minutes: int, window: int) -> tuple[list[str], list[str]]:
+    """A key with an event every minute of a `window`-minute window by the minute: each adds to the
+    bucket leaving `window` minutes on, and the clock drops what has left."""
+    model: dict[int, list] = {}
+    script, expected = [], []
+    for clock in range(minutes):
+        leave = clock + window
+        model.setdefault(leave, [0, None])[0] += 1
+        script.append(f"add {leave} 0 0")
+        expected.append(_dump(model))
+        model = {k: v for k, v in model.items() if k > clock}
+        script.append(f"drop {clock}")
+        expected.append(_dump(model))
+    return script, expected
+
+
+def test_a_window_s_arrays_stop_growing_at_what_it_can_hold() -> None:
+    """A 1h window by the minute holds 61 buckets at most: its arrays had room for 128 by doubling,
+    twice the heap for every key; with the limit they have room for 61 and a quarter more."""
+    script, expected = _minute_stream(minutes=300, window=60)
+    limited = run_main("BucketsTrace", ["61"], "\n".join(script + ["capacity"]) + "\n")
+    doubling = run_main("BucketsTrace", [], "\n".join(script + ["capacity"]) + "\n")
+    assert limited[:-1] == expected and doubling[:-1] == expected
+    assert int(doubling[-1]) == 128
+    assert 61 <= int(limited[-1]) <= 61 + 61 // 4

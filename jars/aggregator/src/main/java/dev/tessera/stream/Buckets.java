@@ -11,8 +11,14 @@ import java.util.Arrays;
  * Why not a TreeMap of Cells: buckets are most of a job's heap (a key keeps one per minute of its
  * longest window), and a young collection's cost goes by the objects it copies. A map entry, its
  * boxed key, a Cells and its two arrays were six objects a bucket; here a bucket adds none but its
- * sums, and the arrays grow by doubling. Buckets arrive almost in order, so a new one is appended;
- * the oldest leave first, so dropping moves {@code head}.
+ * sums, and the arrays grow by doubling up to a limit. Buckets arrive almost in order, so a new one
+ * is appended; the oldest leave first, so dropping moves {@code head}.
+ *
+ * The limit: a window of length w and granularity g holds at most ceil(w / g) + 1 buckets of a key
+ * at once (their leave boundaries lie after the key's last as_of, which is at or after its newest
+ * event, and at or before ceil_g(newest + w)); {@link #limit} adds room so that moving the live run
+ * to the front is rare. By doubling alone a 1h window by the minute (61 buckets) took arrays of 128,
+ * twice what it holds, for every key. Past the limit (should a caller hold more) it doubles again.
  */
 final class Buckets {
     private static final long[] NONE = new long[0];
@@ -65,7 +71,7 @@ final class Buckets {
      * slots) if there is none, which {@link #size()} then shows. A position holds until the next
      * call that creates a bucket.
      */
-    int find(long leave, int slots) {
+    int find(long leave, int slots, int limit) {
         if (width < 0) {
             width = slots;
         }
@@ -82,7 +88,7 @@ final class Buckets {
         }
         if (end == leaves.length) {
             at -= head;
-            makeRoom();
+            makeRoom(limit);
             at += head;
             end = head + size;
         }
@@ -114,10 +120,21 @@ final class Buckets {
         }
     }
 
+    /** The capacity for a window that holds at most {@code held} buckets at once: a quarter more (at
+     * least 4) so that the live run moves to the front once every so many buckets, not every one. */
+    static int limit(long held) {
+        long room = held + Math.max(4, held / 4);
+        return (int) Math.min(Integer.MAX_VALUE - 8, room);
+    }
+
     /** Room for one more at the end: the live run moved to the front, into arrays twice as large
-     * when it fills more than half of them. */
-    private void makeRoom() {
-        int capacity = size + 1 > leaves.length / 2 ? Math.max(4, leaves.length * 2) : leaves.length;
+     * (but not past {@code limit} while what is held fits it) when it fills more than half of them. */
+    private void makeRoom(int limit) {
+        int capacity = leaves.length;
+        if (size + 1 > capacity / 2) {
+            int doubled = Math.max(4, capacity * 2);
+            capacity = size + 1 <= limit ? Math.max(capacity, Math.min(doubled, limit)) : doubled;
+        }
         long[] newLeaves = capacity == leaves.length ? leaves : new long[capacity];
         long[] newCounts = capacity == leaves.length ? counts : new long[capacity * width];
         System.arraycopy(leaves, head, newLeaves, 0, size);

@@ -9,13 +9,22 @@ package dev.tessera.stream;
  *   copy                   carry on with a copy
  *   fork LEAVE SLOT VALUE  copy, apply the add to the original, print the copy (which must not change)
  *
+ *   capacity               print the arrays' capacity (how many buckets they have room for)
+ *
  * Each printed line: "leave:count:sum" per bucket, oldest first, space-separated ("-" for no sum).
+ * The one argument, if any: how many buckets the window holds at once ({@link Buckets#limit});
+ * without it the arrays grow by doubling alone.
  */
 public final class BucketsTrace {
     private Buckets b = new Buckets();
+    private final int limit;
+
+    private BucketsTrace(int limit) {
+        this.limit = limit;
+    }
 
     public static void main(String[] args) throws Exception {
-        BucketsTrace trace = new BucketsTrace();
+        BucketsTrace trace = new BucketsTrace(args.length > 0 ? Buckets.limit(Long.parseLong(args[0])) : Integer.MAX_VALUE);
         TraceSteps.run(trace::step);
     }
 
@@ -41,13 +50,16 @@ public final class BucketsTrace {
                 add(b, f);
                 dump(before, out);
                 break;
+            case "capacity":
+                out.append(b.leaves.length).append('\n');
+                break;
             default:
                 throw new IllegalArgumentException("unknown step " + String.join(" ", f));
         }
     }
 
-    private static void add(Buckets b, String[] f) {
-        int p = b.find(Long.parseLong(f[1]), 2);
+    private void add(Buckets b, String[] f) {
+        int p = b.find(Long.parseLong(f[1]), 2, limit);
         if (Integer.parseInt(f[2]) == 0) {
             b.addCount(p, 0);
         } else {

@@ -96,7 +96,7 @@ public final class KeyAggregator {
             }
             Buckets bucket = buckets[w];
             int held = bucket.size();
-            int p = bucket.find(leave, slots.length);
+            int p = bucket.find(leave, slots.length, plan.bucketLimits[w]);
             if (bucket.size() > held) {
                 fresh[nFresh++] = leave;
             }

@@ -62,6 +62,8 @@ public final class Plan implements Serializable {
     public final long allowedLatenessMs;
     public final long[] windows;          // distinct window lengths, ascending
     public final long[] granularities;    // per window, its g
+    /** Per window, the capacity its buckets grow to ({@link Buckets#limit}): ceil(w / g) + 1 held at once. */
+    final int[] bucketLimits;
     public final Slot[][] slots;          // per window, its additive features
     public final Ratio[] ratios;
     public final String[] order;          // every feature name, in declaration order
@@ -90,6 +92,10 @@ public final class Plan implements Serializable {
         this.allowedLatenessMs = allowedLatenessMs;
         this.windows = windows;
         this.granularities = granularities;
+        bucketLimits = new int[windows.length];
+        for (int w = 0; w < windows.length; w++) {
+            bucketLimits[w] = Buckets.limit((windows[w] + granularities[w] - 1) / granularities[w] + 1);
+        }
         this.slots = slots;
         this.ratios = ratios;
         this.order = order;
