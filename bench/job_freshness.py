@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, Iterable
+from typing import Iterable
 
 from confluent_kafka import Consumer, TopicPartition
+
+from tessera.config import Settings
+from tessera.kafka_clients import client_config
 
 _AS_OF = re.compile(rb'"as_of":(-?\d+)')
 
@@ -31,8 +34,10 @@ def newest_as_of(rows: Iterable[bytes], view: str) -> int | None:
 class JobFreshness:
     """Reads the last `tail` rows of each partition of the features topic when asked."""
 
-    def __init__(self, config: dict[str, Any], topic: str, view: str, tail: int = 200) -> None:
-        self._consumer = Consumer({**config, "group.id": "tessera-soak-probe", "enable.auto.commit": False})
+    def __init__(self, settings: Settings, view: str, tail: int = 200) -> None:
+        self._consumer = Consumer(client_config(settings, **{"group.id": "tessera-soak-probe",
+                                                             "enable.auto.commit": False}))
+        topic = settings.kafka.features_topic
         self._topic, self._view, self._tail = topic, view, tail
         meta = self._consumer.list_topics(topic, timeout=10).topics[topic]
         self._partitions = sorted(meta.partitions)

@@ -210,11 +210,10 @@ class FreshnessSampler:
         import threading
 
         from bench.job_freshness import JobFreshness
-        from tessera.kafka_clients import client_config
         from tessera.services.redis_server import redis_client
 
         self._client, self._view = redis_client(settings), view
-        self._job = JobFreshness(client_config(settings), settings.kafka.features_topic, view)
+        self._job = JobFreshness(settings, view)
         self._samples: list[float] = []
         self._job_samples: list[float] = []
         self._stop = threading.Event()
