@@ -10,10 +10,10 @@ import re
 import time
 from typing import Iterable
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import TopicPartition
 
 from tessera.config import Settings
-from tessera.kafka_clients import client_config
+from tessera.kafka_io import inspector, offset_ranges
 
 _AS_OF = re.compile(rb'"as_of":(-?\d+)')
 
@@ -26,8 +26,9 @@ def newest_as_of(rows: Iterable[bytes], view: str) -> int | None:
         if tag not in row:
             continue
         found = _AS_OF.search(row)
-        if found is not None and (newest is None or int(found.group(1)) > newest):
-            newest = int(found.group(1))
+        if found is not None:
+            as_of = int(found.group(1))
+            newest = as_of if newest is None else max(newest, as_of)
     return newest
 
 
@@ -35,25 +36,20 @@ class JobFreshness:
     """Reads the last `tail` rows of each partition of the features topic when asked."""
 
     def __init__(self, settings: Settings, view: str, tail: int = 200) -> None:
-        self._consumer = Consumer(client_config(settings, **{"group.id": "tessera-soak-probe",
-                                                             "enable.auto.commit": False}))
+        self._consumer = inspector(settings)
         topic = settings.kafka.features_topic
         self._topic, self._view, self._tail = topic, view, tail
-        meta = self._consumer.list_topics(topic, timeout=10).topics[topic]
-        self._partitions = sorted(meta.partitions)
+        self._partitions = sorted(self._consumer.list_topics(topic, timeout=10).topics[topic].partitions)
 
     def sample_ms(self, timeout_s: float = 1.0) -> float | None:
         """Wall clock minus the newest as_of of the view in the rows read; None if none was."""
-        starts, highs = [], []
-        for p in self._partitions:
-            low, high = self._consumer.get_watermark_offsets(TopicPartition(self._topic, p), timeout=timeout_s)
-            if high > low:
-                starts.append(TopicPartition(self._topic, p, max(low, high - self._tail)))
-                highs.append(high)
+        ranges = offset_ranges(self._consumer, self._topic, self._partitions, timeout_s)
+        starts = [TopicPartition(self._topic, p, max(low, high - self._tail))
+                  for p, (low, high) in ranges.items() if high > low]
         if not starts:
             return None
         self._consumer.assign(starts)
-        held = sum(high - start.offset for start, high in zip(starts, highs))
+        held = sum(ranges[start.partition][1] - start.offset for start in starts)
         rows = [value for m in self._consumer.consume(held, timeout=timeout_s)
                 if m.error() is None and (value := m.value()) is not None]
         newest = newest_as_of(rows, self._view)

@@ -3,7 +3,8 @@
 Runs its own Kafka and Redis (ports 32092-32094, state under /tmp), the Flink job and its writer,
 and `tessera serve`. For `--minutes` it produces `--events-per-s` live events (event_time = now;
 bench/event_pump.py generates up to `--plan-s` seconds of them first and sends them again, pass
-after pass, with times moved on and ids renamed, so an hour's soak needs no hour of generating) and sends `--rps` GET /features/user/{id}?feature_service=ads_ranking requests at a fixed rate
+after pass, with times moved on and ids renamed, so an hour's soak needs no hour of generating) and
+sends `--rps` GET /features/user/{id}?feature_service=ads_ranking requests at a fixed rate
 (open loop, latency from each request's due time; bench/loadgen.py). Every minute it prints the
 requests answered, errors, p50/p99/max, the stream's lag, and every process's memory (RSS of the
 process and its children). At the end: the goals, pass or fail.

@@ -73,7 +73,7 @@ def produce(settings: Settings, batches: Iterable[list[Message]], topic: str | N
     return report
 
 
-def _inspector(settings: Settings) -> "Consumer":
+def inspector(settings: Settings) -> "Consumer":
     """A consumer that only looks: it joins no group's work and commits nothing."""
     from confluent_kafka import Consumer
 
@@ -81,7 +81,7 @@ def _inspector(settings: Settings) -> "Consumer":
                      "enable.auto.commit": False, **settings.kafka.client_options})
 
 
-def _offset_ranges(consumer: "Consumer", topic: str, partitions: Iterable[int],
+def offset_ranges(consumer: "Consumer", topic: str, partitions: Iterable[int],
                    timeout_s: float) -> dict[int, tuple[int, int]]:
     """Each partition's (low, high) watermark: the offsets of the messages it holds now."""
     return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s) for p in partitions}
@@ -91,9 +91,9 @@ def topic_message_counts(settings: Settings, topics: list[str], timeout_s: float
     """Messages each topic holds (high minus low watermark over its partitions); -1 for a missing topic."""
     admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers, **settings.kafka.client_options})
     metadata = admin.list_topics(timeout=timeout_s)
-    consumer = _inspector(settings)
+    consumer = inspector(settings)
     try:
-        return {topic: sum(high - low for low, high in _offset_ranges(
+        return {topic: sum(high - low for low, high in offset_ranges(
                     consumer, topic, metadata.topics[topic].partitions, timeout_s).values())
                 if topic in metadata.topics else -1
                 for topic in topics}
@@ -118,13 +118,13 @@ class RatePacer:
 def read_topic(settings: Settings, topic: str, timeout_s: float = 30.0) -> list[bytes]:
     """Every message a topic holds now. The partitions are assigned, not subscribed: a consumer
     group's join (and the broker's initial rebalance delay) can eat a loaded machine's timeout."""
-    consumer = _inspector(settings)
+    consumer = inspector(settings)
     out: list[bytes] = []
     try:
         meta = consumer.list_topics(topic, timeout=min(timeout_s, 10.0)).topics.get(topic)
         if meta is None or meta.error is not None:
             return []
-        ranges = _offset_ranges(consumer, topic, meta.partitions, min(timeout_s, 10.0))
+        ranges = offset_ranges(consumer, topic, meta.partitions, min(timeout_s, 10.0))
         ends = {p: high for p, (low, high) in ranges.items() if high > low}
         if not ends:
             return []
