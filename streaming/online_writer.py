@@ -10,6 +10,7 @@ so a replayed batch rewrites its own file.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -24,6 +25,7 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from batch.online_bulk_writer import (BulkConnection, OnlineWriteError, ViewEncoding, encode,
                                       guarded_calls, view_encoding)
 from streaming.aggregator import FeatureRow
+from streaming.stage_timings import StageTimings
 from tessera.config import Settings
 from tessera.definitions import Definitions, WindowedView
 from tessera.feast_objects import CREATED_TIMESTAMP, EVENT_TIMESTAMP, repo_config
@@ -80,6 +82,14 @@ def view_table(view: WindowedView, rows: list[FeatureRow]) -> pa.Table:
     return pa.table(columns)
 
 
+@dataclass(frozen=True)
+class OnlineBatch:
+    """A batch written online, as its offline half needs it: each view's columns and the batch's
+    created timestamp (the same in both stores)."""
+    created: datetime
+    tables: list[tuple[WindowedView, pa.Table]]
+
+
 class OnlineOfflineWriter:
     def __init__(self, settings: Settings, definitions: Definitions) -> None:
         self.settings = settings
@@ -99,23 +109,39 @@ class OnlineOfflineWriter:
             self._connection.close()
             self._connection = None
 
-    def write(self, rows: list[FeatureRow], batch_name: str) -> int:
-        """Write one batch; returns rows written. Rows of a key must come in as_of order."""
+    def write(self, rows: list[FeatureRow], batch_name: str, timings: StageTimings | None = None) -> int:
+        """Write one batch to both stores; returns rows written. Rows of a key must come in as_of order."""
+        self.write_offline(self.write_online(rows, timings), batch_name, timings)
+        return len(rows)
+
+    def write_online(self, rows: list[FeatureRow], timings: StageTimings | None = None) -> OnlineBatch:
+        """The online half of `write`, every view's first: the freshness the API serves waits for
+        this half only, so the caller can report it before the offline files are written."""
+        timings = timings or StageTimings()
         by_view: dict[str, list[FeatureRow]] = {}
         for row in rows:
             by_view.setdefault(row.view, []).append(row)
-        created = datetime.now(tz=timezone.utc)
+        batch = OnlineBatch(datetime.now(tz=timezone.utc), [])
         for view_name, view_rows in by_view.items():
             if view_name not in self.views:
                 continue  # a view removed from the repository since the job started
             view, feast_view = self.views[view_name]
-            table = view_table(view, view_rows)
-            if self.bulk:
-                self._write_online_bulk(view, table.take(newest_indices(view_rows)))
-            else:
-                self._write_online(view, feast_view, view_rows, created)
-            self._write_offline(view, table, created, batch_name)
-        return len(rows)
+            with timings.stage("columns"):
+                table = view_table(view, view_rows)
+            with timings.stage("online"):
+                if self.bulk:
+                    self._write_online_bulk(view, table.take(newest_indices(view_rows)))
+                else:
+                    self._write_online(view, feast_view, view_rows, batch.created)
+            batch.tables.append((view, table))
+        return batch
+
+    def write_offline(self, batch: OnlineBatch, batch_name: str, timings: StageTimings | None = None) -> None:
+        """The offline half of `write`: a Parquet file per view and as_of date, named by `batch_name`."""
+        timings = timings or StageTimings()
+        with timings.stage("offline"):
+            for view, table in batch.tables:
+                self._write_offline(view, table, batch.created, batch_name)
 
     def _write_online(self, view: WindowedView, feast_view: FeatureView, rows: list[FeatureRow],
                       created: datetime) -> None:

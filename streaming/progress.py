@@ -155,7 +155,7 @@ class ProgressPublisher(_Throttled):
         self.history: deque[tuple[float, dict[str, int]]] = deque()
 
     def note(self, rows: Iterable[FeatureRow]) -> None:
-        """Rows that were just written (online and offline)."""
+        """Rows that were just written online (their offline files may follow)."""
         for row in rows:
             if row.view not in self.written:
                 continue

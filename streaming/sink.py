@@ -10,15 +10,17 @@ written, so a crash replays rather than loses.
 from __future__ import annotations
 
 import sys
+import time
 
 from confluent_kafka import Message
 
 from streaming.aggregator import FeatureRow
 from streaming.consumer_groups import SINK as SINK_GROUP
 from streaming.kafka_batches import batch_name, good_messages, group_consumer
-from streaming.online_writer import OnlineOfflineWriter
+from streaming.online_writer import OnlineBatch, OnlineOfflineWriter
 from streaming.progress import ProgressPublisher
 from streaming.retrying import run_steps, run_until_stopped
+from streaming.stage_timings import StageTimings
 from tessera.config import Settings, load_settings
 from tessera.definitions import load_definitions
 
@@ -30,7 +32,11 @@ class Sink:
         self.progress = ProgressPublisher.for_settings(settings, self.writer.views)  # read by the API
         self.features = group_consumer(settings, SINK_GROUP, settings.kafka.features_topic)
         self.unwritten: list[Message] = []
+        self.online: tuple[list[FeatureRow], OnlineBatch] | None = None  # the unwritten batch, written online
         self.rows_written = 0
+        self.batches = 0
+        self.timings = StageTimings()
+        self.timings.track_gc()
         self.last_as_of = 0
         self.running = True
 
@@ -38,25 +44,45 @@ class Sink:
         s = self.settings.sink
         # A batch that could not be written is kept and written again, never re-fetched: after a
         # broker restart a fetch from the committed offset can be refused and reset.
+        t = self.timings
         if not self.unwritten:
-            self.unwritten = good_messages(self.features.consume(num_messages=s.batch_rows,
-                                                                 timeout=s.batch_ms / 1000), "sink")
+            with t.stage("consume"):
+                self.unwritten = good_messages(self.features.consume(num_messages=s.batch_rows,
+                                                                     timeout=s.batch_ms / 1000), "sink")
         if self.unwritten:
             batch = self.unwritten
-            rows = [FeatureRow.from_json(m.value()) for m in batch]
-            written = self.writer.write(rows, batch_name(batch))
-            self.features.commit(asynchronous=False)  # the positions: the end of this batch
-            self.unwritten = []
-            self.rows_written += written
+            if self.online is None:
+                with t.stage("decode"):
+                    rows = [FeatureRow.from_json(m.value()) for m in batch]
+                self.online = (rows, self.writer.write_online(rows, t))
+                # What the API serves has moved: say so now, not after the offline files and the
+                # commit (they took a fifth of the loop in bench/soak.py), nor up to a second later.
+                self.progress.note(rows)
+                with t.stage("publish"):
+                    self.progress.maybe_publish(force=True)
+            rows, online = self.online
+            # A failure from here on is tried again from here: the online half is not written twice.
+            self.writer.write_offline(online, batch_name(batch), t)
+            with t.stage("commit"):
+                self.features.commit(asynchronous=False)  # the positions: the end of this batch
+            self.unwritten, self.online = [], None
+            self.batches += 1
+            self.rows_written += len(rows)
             self.last_as_of = max(self.last_as_of, max(r.as_of for r in rows))
-            self.progress.note(rows)
-        self.progress.maybe_publish(force=not self.running)
+        with t.stage("publish"):
+            self.progress.maybe_publish(force=not self.running)
+
+    def report(self) -> str:
+        # The newest as_of's age is the writer's freshness as the API sees it; the stages say where
+        # the loop's time went since the last line.
+        age = f"{time.time() - self.last_as_of / 1000:.1f} s old" if self.last_as_of else "none yet"
+        return (f"rows written {self.rows_written:,} in {self.batches:,} batches, newest as_of "
+                f"{self.last_as_of} ({age}); {self.timings.take_summary()}")
 
     def run(self) -> None:
         print(f"[sink] {self.settings.kafka.features_topic} -> redis {self.settings.redis.host}:"
               f"{self.settings.redis.port} + {self.settings.offline_store_dir}", flush=True)
-        ok = run_steps("sink", self.step, lambda: self.running,
-                       lambda: f"rows written {self.rows_written:,}, newest as_of {self.last_as_of}")
+        ok = run_steps("sink", self.step, lambda: self.running, self.report)
         if ok:
             self.step()  # write what is buffered
         self.features.close()

@@ -1,0 +1,97 @@
+"""The online writer (streaming/sink.py) on the real Kafka + Redis stack: it reports a batch's rows
+as soon as they are online, and when the offline half then fails (a full disk), it tries that half
+again without writing or counting the online half twice, and commits only once both are written."""
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import redis
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streaming.aggregator import FeatureRow
+from streaming.consumer_groups import SINK as SINK_GROUP
+from streaming.online_writer import OnlineBatch, OnlineOfflineWriter
+from streaming.progress import parse_progress, progress_key
+from streaming.sink import Sink
+from tessera.config import Settings
+from tessera.definitions import load_definitions
+from tessera.kafka_io import make_producer
+from tests.serving.stack import apply_registry
+
+ROOT = Path(__file__).resolve().parents[2]
+ROWS = 300
+
+
+def test_offline_failure_retries_only_the_offline_half(stack_settings: Settings, tmp_path: Path) -> None:
+    settings = stack_settings.model_copy(deep=True)
+    settings.paths.data_dir = tmp_path / "data"
+    settings.redis.db = 7
+    settings.kafka.features_topic = f"features-retry-{uuid.uuid4().hex[:8]}"
+    definitions = load_definitions(ROOT / "feature_repo")
+    apply_registry(settings, definitions)
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers, **settings.kafka.client_options})
+    topic = NewTopic(settings.kafka.features_topic, num_partitions=1, replication_factor=1)
+    admin.create_topics([topic])[topic.topic].result(30)
+    view = definitions.view("user_ad_activity")
+    rows = [FeatureRow(view.name, key, 1_780_000_000_000 + key, {f.name: key for f in view.features})
+            for key in range(1, ROWS + 1)]
+    producer = make_producer(settings)
+    for r in rows:
+        producer.produce(settings.kafka.features_topic, r.to_json().encode(), str(r.key).encode())
+    assert producer.flush(30) == 0
+
+    sink = Sink(settings)
+    online_calls: list[int] = []
+    offline_failures = [OSError("no space left on device")]  # the first offline write fails
+    write_online, write_offline = sink.writer.write_online, sink.writer.write_offline
+
+    def counting_online(batch_rows: list[FeatureRow], timings=None) -> OnlineBatch:  # type: ignore[no-untyped-def]
+        online_calls.append(len(batch_rows))
+        return write_online(batch_rows, timings)
+
+    def failing_offline(batch: OnlineBatch, name: str, timings=None) -> None:  # type: ignore[no-untyped-def]
+        if offline_failures:
+            raise offline_failures.pop()
+        write_offline(batch, name, timings)
+
+    sink.writer.write_online, sink.writer.write_offline = counting_online, failing_offline  # type: ignore[method-assign]
+    client = redis.Redis(host=settings.redis.host, port=settings.redis.port, db=settings.redis.db)
+    try:
+        failed = 0
+        for _ in range(200):
+            try:
+                sink.step()
+            except OSError:
+                failed += 1
+                progress = parse_progress(view.name, client.hgetall(progress_key(view.name)))
+                # Online already: reported before the offline half, and the batch is not committed.
+                assert progress is not None and progress.as_of_ms == max(r.as_of for r in rows[:online_calls[0]])
+                assert _committed(settings, SINK_GROUP) is None
+            if sink.rows_written == ROWS:
+                break
+        sink.progress.maybe_publish(force=True)
+        assert failed == 1
+        assert sum(online_calls) == ROWS, "a batch's online half was written again after its offline half failed"
+        progress = parse_progress(view.name, client.hgetall(progress_key(view.name)))
+        assert progress is not None and progress.rows_total == ROWS
+        offline = list((settings.offline_store_dir / view.name).rglob("stream-*.parquet"))
+        assert offline, "the offline half was not written on the retry"
+        assert _committed(settings, SINK_GROUP) == ROWS
+    finally:
+        sink.features.close()
+        sink.writer.close()
+
+
+def _committed(settings: Settings, group: str) -> int | None:
+    """The group's committed offset of the topic's partition, None when it has none."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": group,
+                         **settings.kafka.client_options})
+    try:
+        [tp] = consumer.committed([TopicPartition(settings.kafka.features_topic, 0)], timeout=10)
+        return tp.offset if tp.offset >= 0 else None
+    finally:
+        consumer.close()
