@@ -5,7 +5,6 @@ worker processes call it); tests pass their own Settings.
 """
 from __future__ import annotations
 
-import gc
 import os
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Mapping
@@ -27,6 +26,7 @@ from serving.routes_ops import router as ops_router
 from serving.routes_status import router as status_router
 from serving.state import ServingState
 from tessera.config import Settings, load_settings
+from tessera.long_lived import freeze_long_lived
 
 __all__ = ["API_KEY_ENV", "create_app", "api_key_of"]
 
@@ -79,11 +79,8 @@ def create_app(settings: Settings | None = None, environ: Mapping[str, str] | No
         probe = PipelineProbe(settings)
         app.state.serving = ServingState(settings, reader, holder, watcher, probe)
         await watcher.load_now()
-        # Feast, pandas and pyarrow leave millions of long-lived objects; a full collection that
-        # walks them stalls the event loop for tens of ms. Freezing them keeps the collector to
-        # what requests allocate.
-        gc.collect()
-        gc.freeze()
+        # A full collection that walked Feast's objects would stall the event loop for tens of ms.
+        freeze_long_lived()
         watcher.start()
         try:
             yield

@@ -22,6 +22,7 @@ from streaming.retrying import run_steps, run_until_stopped
 from tessera.config import Settings, load_settings
 from tessera.definitions import load_definitions
 from tessera.events import AdEvent
+from tessera.long_lived import freeze_long_lived
 from tessera.raw_history import write_events
 
 
@@ -68,7 +69,9 @@ class Archiver:
 
 
 def main() -> int:
-    return run_until_stopped("archive", Archiver(load_settings()))
+    archiver = Archiver(load_settings())
+    print(f"[archive] {freeze_long_lived():,} objects loaded at start frozen (the collector skips them)", flush=True)
+    return run_until_stopped("archive", archiver)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from streaming.retrying import run_steps, run_until_stopped
 from streaming.stage_timings import StageTimings
 from tessera.config import Settings, load_settings
 from tessera.definitions import load_definitions
+from tessera.long_lived import freeze_long_lived
 
 
 class Sink:
@@ -90,7 +91,9 @@ class Sink:
 
 
 def main() -> int:
-    return run_until_stopped("sink", Sink(load_settings()))
+    sink = Sink(load_settings())
+    print(f"[sink] {freeze_long_lived():,} objects loaded at start frozen (the collector skips them)", flush=True)
+    return run_until_stopped("sink", sink)
 
 
 if __name__ == "__main__":
