@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 
-from confluent_kafka import Message
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Message
 
 from streaming.aggregator import FeatureRow
 from streaming.consumer_groups import SINK as SINK_GROUP
@@ -39,6 +39,7 @@ class Sink:
         self.timings = StageTimings()
         self.timings.track_gc()
         self.last_as_of = 0
+        self.worst_job_ms = self.worst_writer_ms = -1.0  # since the last report line
         self.running = True
 
     def step(self) -> None:
@@ -56,6 +57,7 @@ class Sink:
                 with t.stage("decode"):
                     rows = [FeatureRow.from_json(m.value()) for m in batch]
                 self.online = (rows, self.writer.write_online(rows, t))
+                self._note_delays(batch, rows)
                 # What the API serves has moved: say so now, not after the offline files and the
                 # commit (they took a fifth of the loop in bench/soak.py), nor up to a second later.
                 self.progress.note(rows)
@@ -73,12 +75,27 @@ class Sink:
         with t.stage("publish"):
             self.progress.maybe_publish(force=not self.running)
 
+    def _note_delays(self, batch: list[Message], rows: list[FeatureRow]) -> None:
+        """The two halves of the freshness a batch's rows had when they went online: as_of to the
+        broker's append (the job's side) and the append to online (the writer's: waiting in Kafka,
+        then its own loop). Only with the broker's append time (`tessera services up` sets it on
+        the features topic); a producer's create time would say nothing of the job."""
+        now_ms = time.time() * 1000
+        appended = [m.timestamp() for m in batch]
+        if any(kind != TIMESTAMP_LOG_APPEND_TIME for kind, _ in appended):
+            return
+        self.worst_job_ms = max(self.worst_job_ms, max(at - r.as_of for (_, at), r in zip(appended, rows)))
+        self.worst_writer_ms = max(self.worst_writer_ms, now_ms - min(at for _, at in appended))
+
     def report(self) -> str:
         # The newest as_of's age is the writer's freshness as the API sees it; the stages say where
         # the loop's time went since the last line.
         age = f"{time.time() - self.last_as_of / 1000:.1f} s old" if self.last_as_of else "none yet"
+        delays = (f"worst as_of to Kafka {self.worst_job_ms / 1000:.1f} s, Kafka to online "
+                  f"{self.worst_writer_ms / 1000:.1f} s; " if self.worst_writer_ms >= 0 else "")
+        self.worst_job_ms = self.worst_writer_ms = -1.0
         return (f"rows written {self.rows_written:,} in {self.batches:,} batches, newest as_of "
-                f"{self.last_as_of} ({age}); {self.timings.take_summary()}")
+                f"{self.last_as_of} ({age}); {delays}{self.timings.take_summary()}")
 
     def run(self) -> None:
         print(f"[sink] {self.settings.kafka.features_topic} -> redis {self.settings.redis.host}:"
