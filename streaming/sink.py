@@ -76,22 +76,28 @@ class Sink:
             self.progress.maybe_publish(force=not self.running)
 
     def _note_delays(self, batch: list[Message], rows: list[FeatureRow]) -> None:
-        """The two halves of the freshness a batch's rows had when they went online: as_of to the
-        broker's append (the job's side) and the append to online (the writer's: waiting in Kafka,
-        then its own loop). Only with the broker's append time (`tessera services up` sets it on
-        the features topic); a producer's create time would say nothing of the job."""
+        """The two halves of a view's freshness when a batch goes online: from its newest as_of to
+        the broker's newest append among its rows (the job's side; a single row's as_of may be
+        older on purpose: an out-of-order event's correction), and from the batch's oldest append
+        to now (the writer's: waiting in Kafka, then its own loop). Only with the broker's append
+        time (`tessera services up` sets it on the features topic): a producer's create time would
+        say nothing of the job."""
         now_ms = time.time() * 1000
         appended = [m.timestamp() for m in batch]
         if any(kind != TIMESTAMP_LOG_APPEND_TIME for kind, _ in appended):
             return
-        self.worst_job_ms = max(self.worst_job_ms, max(at - r.as_of for (_, at), r in zip(appended, rows)))
+        newest: dict[str, tuple[int, int]] = {}  # view -> (newest as_of, newest append)
+        for (_, at), row in zip(appended, rows):
+            as_of, append = newest.get(row.view, (row.as_of, at))
+            newest[row.view] = (max(as_of, row.as_of), max(append, at))
+        self.worst_job_ms = max(self.worst_job_ms, *(append - as_of for as_of, append in newest.values()))
         self.worst_writer_ms = max(self.worst_writer_ms, now_ms - min(at for _, at in appended))
 
     def report(self) -> str:
         # The newest as_of's age is the writer's freshness as the API sees it; the stages say where
         # the loop's time went since the last line.
         age = f"{time.time() - self.last_as_of / 1000:.1f} s old" if self.last_as_of else "none yet"
-        delays = (f"worst as_of to Kafka {self.worst_job_ms / 1000:.1f} s, Kafka to online "
+        delays = (f"worst newest as_of to Kafka {self.worst_job_ms / 1000:.1f} s, Kafka to online "
                   f"{self.worst_writer_ms / 1000:.1f} s; " if self.worst_writer_ms >= 0 else "")
         self.worst_job_ms = self.worst_writer_ms = -1.0
         return (f"rows written {self.rows_written:,} in {self.batches:,} batches, newest as_of "

@@ -292,7 +292,11 @@ int main(int argc, char **argv) {
                 record(c, 1, now, interval);
             } else if (done > 0) {
                 c->len = 0;
-                if (status != 200) fail("status not 200");
+                if (status != 200) {
+                    char why[32];
+                    snprintf(why, sizeof why, "status %d", status);  // 503: Redis timed out; 5xx else: a bug
+                    fail(why);
+                }
                 record(c, status == 200 ? 0 : 1, now, interval);
             }
         }

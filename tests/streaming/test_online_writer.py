@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import redis
 
 from streaming.aggregator import FeatureRow
-from streaming.online_writer import OnlineOfflineWriter, newest_per_key, value_proto, view_table
+from streaming.online_writer import (OnlineOfflineWriter, feature_columns, newest_per_key, value_proto,
+                                     view_table)
 from tessera.definitions import Definitions, load_definitions
 from tessera.services.redis_server import RedisServer
 from tests.serving.stack import apply_registry, free_port, make_settings
@@ -23,6 +24,15 @@ def test_each_key_keeps_its_first_newest_row() -> None:
     rows = [FeatureRow("v", 1, 10, {"n": 1}), FeatureRow("v", 2, 5, {"n": 1}), FeatureRow("v", 1, 12, {"n": 2}),
             FeatureRow("v", 1, 11, {"n": 9}), FeatureRow("v", 1, 12, {"n": 3})]
     assert sorted((r.key, r.as_of, r.values["n"]) for r in newest_per_key(rows)) == [(1, 12, 2), (2, 5, 1)]
+
+
+def test_feature_columns_transpose_rows_and_fill_what_a_row_lacks() -> None:
+    rows = [FeatureRow("v", 1, 10, {"a": 1, "b": None, "c": 2.5}), FeatureRow("v", 2, 11, {"c": -0.0, "a": 3, "b": 4})]
+    assert [list(c) for c in feature_columns(["a", "b", "c"], rows)] == [[1, 3], [None, 4], [2.5, -0.0]]
+    assert [list(c) for c in feature_columns(["c"], rows)] == [[2.5, -0.0]]
+    assert feature_columns(["a", "b"], []) == [(), ()]
+    lacking = [*rows, FeatureRow("v", 3, 12, {"a": 5})]  # a row of an older job: its missing features are null
+    assert [list(c) for c in feature_columns(["a", "b", "c"], lacking)] == [[1, 3, 5], [None, 4, None], [2.5, -0.0, None]]
 
 
 def test_shared_value_protos_hold_the_right_values() -> None:

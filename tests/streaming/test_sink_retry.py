@@ -84,7 +84,7 @@ def test_offline_failure_retries_only_the_offline_half(stack_settings: Settings,
         # The report splits the rows' age: as_of to the broker's append (the job's; these rows are
         # from 2026-05) and the append to online (the writer's, which this test held up by one retry).
         line = sink.report()
-        job_s, writer_s = (float(x) for x in re.findall(r"to Kafka ([\d.]+) s, Kafka to online ([\d.]+) s", line)[0])
+        job_s, writer_s = (float(x) for x in re.findall(r"newest as_of to Kafka ([\d.]+) s, Kafka to online ([\d.]+) s", line)[0])
         assert job_s > 86_400 and 0 <= writer_s < 60, line
     finally:
         sink.features.close()
