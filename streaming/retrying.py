@@ -38,7 +38,8 @@ def run_steps(name: str, step: Callable[[], None], running: Callable[[], bool], 
             continue
         if time.monotonic() - last_report >= report_every_s:
             last_report = time.monotonic()
-            print(f"[{name}] {report()}", flush=True)
+            # The time (UTC) lines a report up with the job's checkpoints and collections.
+            print(f"[{name}] {time.strftime('%H:%M:%SZ', time.gmtime())} {report()}", flush=True)
     return failures == 0
 
 
