@@ -22,7 +22,6 @@ from streaming.retrying import run_steps, run_until_stopped
 from tessera.config import Settings, load_settings
 from tessera.definitions import load_definitions
 from tessera.events import AdEvent
-from tessera.long_lived import freeze_long_lived
 from tessera.raw_history import write_events
 
 
@@ -69,9 +68,7 @@ class Archiver:
 
 
 def main() -> int:
-    archiver = Archiver(load_settings())
-    print(f"[archive] {freeze_long_lived():,} objects loaded at start frozen (the collector skips them)", flush=True)
-    return run_until_stopped("archive", archiver)
+    return run_until_stopped("archive", Archiver(load_settings()))
 
 
 if __name__ == "__main__":

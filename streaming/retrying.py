@@ -11,6 +11,7 @@ from confluent_kafka import KafkaException
 from redis.exceptions import RedisError
 
 from batch.online_bulk_writer import OnlineWriteError
+from tessera.long_lived import freeze_long_lived
 
 MAX_BACKOFF_S = 5.0
 TRANSIENT = (KafkaException, RedisError, OnlineWriteError, OSError)
@@ -50,12 +51,14 @@ class Worker(Protocol):
 
 
 def run_until_stopped(name: str, worker: Worker) -> int:
-    """Runs the worker until SIGTERM or SIGINT, which let it finish the step in hand and flush."""
+    """Runs the worker until SIGTERM or SIGINT, which let it finish the step in hand and flush. What
+    the worker loaded to start is frozen first (tessera/long_lived.py): the collector never walks it."""
     def stop(*_: Any) -> None:
         worker.running = False
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    print(f"[{name}] {freeze_long_lived():,} objects loaded at start frozen (the collector skips them)", flush=True)
     worker.run()
     print(f"[{name}] stopped", flush=True)
     return 0

@@ -23,7 +23,6 @@ from streaming.retrying import run_steps, run_until_stopped
 from streaming.stage_timings import StageTimings
 from tessera.config import Settings, load_settings
 from tessera.definitions import load_definitions
-from tessera.long_lived import freeze_long_lived
 
 
 class Sink:
@@ -114,9 +113,7 @@ class Sink:
 
 
 def main() -> int:
-    sink = Sink(load_settings())
-    print(f"[sink] {freeze_long_lived():,} objects loaded at start frozen (the collector skips them)", flush=True)
-    return run_until_stopped("sink", sink)
+    return run_until_stopped("sink", Sink(load_settings()))
 
 
 if __name__ == "__main__":

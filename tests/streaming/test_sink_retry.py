@@ -8,11 +8,11 @@ import uuid
 from pathlib import Path
 
 import redis
-from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streaming.aggregator import FeatureRow
 from streaming.consumer_groups import SINK as SINK_GROUP
+from streaming.control import lags
 from streaming.online_writer import OnlineBatch, OnlineOfflineWriter
 from streaming.progress import parse_progress, progress_key
 from streaming.sink import Sink
@@ -70,7 +70,7 @@ def test_offline_failure_retries_only_the_offline_half(stack_settings: Settings,
                 progress = parse_progress(view.name, client.hgetall(progress_key(view.name)))
                 # Online already: reported before the offline half, and the batch is not committed.
                 assert progress is not None and progress.as_of_ms == max(r.as_of for r in rows[:online_calls[0]])
-                assert _committed(settings, SINK_GROUP) is None
+                assert _committed(settings) == 0
             if sink.rows_written == ROWS:
                 break
         sink.progress.maybe_publish(force=True)
@@ -80,7 +80,7 @@ def test_offline_failure_retries_only_the_offline_half(stack_settings: Settings,
         assert progress is not None and progress.rows_total == ROWS
         offline = list((settings.offline_store_dir / view.name).rglob("stream-*.parquet"))
         assert offline, "the offline half was not written on the retry"
-        assert _committed(settings, SINK_GROUP) == ROWS
+        assert _committed(settings) == ROWS
         # The report splits the rows' age: as_of to the broker's append (the job's; these rows are
         # from 2026-05) and the append to online (the writer's, which this test held up by one retry).
         line = sink.report()
@@ -91,14 +91,7 @@ def test_offline_failure_retries_only_the_offline_half(stack_settings: Settings,
         sink.writer.close()
 
 
-def _committed(settings: Settings, group: str) -> int | None:
-    """The group's committed offset of the topic's partition, None when it has none."""
-    from confluent_kafka import Consumer
 
-    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": group,
-                         **settings.kafka.client_options})
-    try:
-        [tp] = consumer.committed([TopicPartition(settings.kafka.features_topic, 0)], timeout=10)
-        return tp.offset if tp.offset >= 0 else None
-    finally:
-        consumer.close()
+def _committed(settings: Settings) -> int:
+    """The writer's committed offset on the features topic (0 when it has none)."""
+    return next(lag.committed for lag in lags(settings) if lag.group == SINK_GROUP)
