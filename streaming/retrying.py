@@ -2,8 +2,10 @@
 step that fails because Kafka, Redis or the disk is away is tried again, with backoff, never skipped."""
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import threading
 import time
 from typing import Any, Callable, Protocol
 
@@ -14,6 +16,12 @@ from batch.online_bulk_writer import OnlineWriteError
 from tessera.long_lived import freeze_long_lived
 
 MAX_BACKOFF_S = 5.0
+# After SIGTERM or SIGINT, the last step and flush get this long. librdkafka's synchronous commit and
+# close wait for a broker without end and without looking at signals, so a stop while the broker
+# is away would hang; past the grace the process exits uncommitted, and its group replays the rest
+# (the writer's rows are idempotent, the archiver's files named by their first offset).
+SHUTDOWN_GRACE_S = 20.0
+EXIT_UNFINISHED = 3
 TRANSIENT = (KafkaException, RedisError, OnlineWriteError, OSError)
 
 
@@ -50,11 +58,23 @@ class Worker(Protocol):
     def run(self) -> None: ...
 
 
-def run_until_stopped(name: str, worker: Worker) -> int:
-    """Runs the worker until SIGTERM or SIGINT, which let it finish the step in hand and flush. What
-    the worker loaded to start is frozen first (tessera/long_lived.py): the collector never walks it."""
+def run_until_stopped(name: str, worker: Worker, grace_s: float = SHUTDOWN_GRACE_S) -> int:
+    """Runs the worker until SIGTERM or SIGINT, which let it finish the step in hand and flush, within
+    `grace_s`; a second signal, or the grace running out, exits at once (EXIT_UNFINISHED), uncommitted.
+    What the worker loaded to start is frozen first (tessera/long_lived.py): the collector never walks it."""
+    def give_up(why: str) -> None:
+        print(f"[{name}] {why}: exiting without the last commit; what it held is replayed on restart",
+              file=sys.stderr, flush=True)
+        os._exit(EXIT_UNFINISHED)
+
     def stop(*_: Any) -> None:
+        if not worker.running:
+            give_up("stopped again")
         worker.running = False
+        # A thread, not an alarm: a Python signal handler would wait for the blocked C call to return.
+        watchdog = threading.Timer(grace_s, give_up, args=(f"not stopped within {grace_s:g} s (Kafka or Redis away?)",))
+        watchdog.daemon = True
+        watchdog.start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
