@@ -16,5 +16,8 @@ def local_jvm_args(settings: Settings) -> list[str]:
     # minutes' young pauses 0.5 to 0.6 s of CPU and 1.6 to 3 s of wall clock; promoted at once,
     # 0.1 to 0.3 s of CPU (stop 19, bench/soak.py; the host was quieter in the second run).
     parallel = ["-XX:+UseParallelGC", "-XX:MaxTenuringThreshold=0"]
-    args += {"parallel": parallel, "g1": ["-XX:+UseG1GC"], "": []}[flink.local_gc]
+    # The concurrent collectors trade CPU for pauses: the job's young pauses (0.2 to 0.9 s of wall
+    # clock on a busy host) and its catch-up after each are the spikes of its freshness.
+    args += {"parallel": parallel, "g1": ["-XX:+UseG1GC"], "shenandoah": ["-XX:+UseShenandoahGC"],
+             "z": ["-XX:+UseZGC"], "": []}[flink.local_gc]
     return args

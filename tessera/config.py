@@ -182,8 +182,9 @@ class FlinkSettings(BaseModel):
     # long-lived and updated on every event, and G1's write barriers and concurrent refinement cost
     # about a quarter of the job's CPU per event; its young pauses, with survivors promoted at once
     # (streaming/local_jvm.py), are a tenth to a fifth of a second against a freshness budget of seconds),
-    # "g1", or "" for the JVM's default. Flags in $JVM_ARGS come after these, so they win.
-    local_gc: Literal["parallel", "g1", ""] = "parallel"
+    # "g1", "shenandoah" or "z" (concurrent: no pause of the job's length, for more CPU; see README's
+    # soak figures), or "" for the JVM's default. Flags in $JVM_ARGS come after these, so they win.
+    local_gc: Literal["parallel", "g1", "shenandoah", "z", ""] = "parallel"
     # The local job's CPU priority (Unix nice, 0 to 19). On a machine it shares with the feature API,
     # a few points let the API's requests run first while the job takes the CPU left over (it must
     # still keep up: watch its lag). A remote cluster's priorities are the cluster's own.

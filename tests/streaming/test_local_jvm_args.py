@@ -44,3 +44,13 @@ def test_the_g1_choice_leaves_tenuring_to_g1() -> None:
     flags = final_flags(local_jvm_args(settings))
     assert flags["UseG1GC"] == "true"
     assert flags["MaxTenuringThreshold"] == "15"
+
+
+@pytest.mark.parametrize("choice, flag", [("shenandoah", "UseShenandoahGC"), ("z", "UseZGC")])
+def test_the_concurrent_choices_are_collectors_this_java_has(choice: str, flag: str) -> None:
+    settings = Settings().model_copy(deep=True)
+    settings.flink.local_heap = "256m"
+    settings.flink.local_gc = choice  # type: ignore[assignment]
+    flags = final_flags(local_jvm_args(settings))
+    assert flags[flag] == "true"
+    assert flags["UseParallelGC"] == "false"
