@@ -1,12 +1,16 @@
-"""A JVM's heap and collector figures (`jstat -gc`), for benchmarks that must tell a heap filling
-up from a process whose RSS is flat only because its heap was committed and touched at start."""
+"""A JVM's heap and collector figures (its hsperfdata counters, as `jstat -gc` shows them), for
+benchmarks that must tell a heap filling up from a process whose RSS is flat only because its heap
+was committed and touched at start."""
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 from dataclasses import dataclass
 
 import psutil
+
+from bench import hsperfdata
 
 
 @dataclass(frozen=True)
@@ -56,9 +60,28 @@ def _ask(tool: str, args: list[str], timeout_s: float) -> str | None:
     return done.stdout if done.returncode == 0 else None
 
 
+def from_counters(counters: dict[str, int | str]) -> HeapSample:
+    """jstat -gc's OU, OC, YGC, FGC and GCT from the counters it computes them from."""
+    def num(name: str) -> int:
+        value = counters.get(name, 0)
+        return value if isinstance(value, int) else 0
+    old = [f"sun.gc.generation.1.space.{i}" for i in range(num("sun.gc.generation.1.spaces"))]
+    ticks = sum(num(f"sun.gc.collector.{i}.time") for i in range(3))  # young, full, concurrent pauses
+    return HeapSample(sum(num(f"{s}.used") for s in old) / 2**20, sum(num(f"{s}.capacity") for s in old) / 2**20,
+                      num("sun.gc.collector.0.invocations"), num("sun.gc.collector.1.invocations"),
+                      ticks / (num("sun.os.hrt.frequency") or 1))
+
+
 def sample(pid: int | None) -> HeapSample | None:
-    """None when there is no JVM, no jstat, or it does not answer within 5 s."""
-    text = None if pid is None else _ask("jstat", ["-gc", str(pid)], 5.0)
+    """From the JVM's hsperfdata file (bench/hsperfdata.py: no process started); else from jstat.
+    None when there is no JVM, or jstat is needed and missing or does not answer within 5 s."""
+    if pid is None:
+        return None
+    try:
+        return from_counters(hsperfdata.read(pid))
+    except (OSError, ValueError, struct.error):
+        pass
+    text = _ask("jstat", ["-gc", str(pid)], 5.0)
     try:
         return parse_jstat_gc(text) if text is not None else None
     except (ValueError, StopIteration):
