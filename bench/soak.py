@@ -236,7 +236,11 @@ def main() -> int:
     parser.add_argument("--warmup-s", type=float, default=60,
                         help="load (stream and requests) before the measured minutes, printed apart (default 60)")
     parser.add_argument("--stream-nice", type=int, default=0,
-                        help="the Flink job's, the writer's and the Kafka broker's Unix nice, 0-19 (default 0: equal priority)")
+                        help="the Flink job's, the writer's and the Kafka broker's Unix nice, -20 to 19 (default 0: equal priority)")
+    parser.add_argument("--job-nice", type=int,
+                        help="the Flink job's alone ([flink] nice; default: --stream-nice); below 0 (as root) "
+                             "its collector's pauses, which stop the whole job, get the CPU ahead of the "
+                             "other ordinary processes")
     parser.add_argument("--archive-nice", type=int,
                         help="the archiver's Unix nice ([sink] archive_nice; default: --stream-nice): it archives "
                              "raw events and may lag a few seconds, so 19 leaves the rest of the stream the CPU first")
@@ -278,7 +282,7 @@ def main() -> int:
     env = {"TESSERA_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:32092", "TESSERA_KAFKA__CONTROLLER_PORT": "32093",
            "TESSERA_REDIS__PORT": "32094", "TESSERA_PATHS__STATE_DIR": str(state / "state"),
            "TESSERA_PATHS__DATA_DIR": str(state / "data"), "TESSERA_PATHS__JAR_DIR": str(ROOT / ".cache" / "jars"),
-           "TESSERA_FLINK__NICE": str(args.stream_nice), "TESSERA_SINK__NICE": str(args.stream_nice),
+           "TESSERA_FLINK__NICE": str(args.stream_nice if args.job_nice is None else args.job_nice), "TESSERA_SINK__NICE": str(args.stream_nice),
            "TESSERA_KAFKA__NICE": str(args.stream_nice),
            "TESSERA_SINK__ARCHIVE_NICE": str(args.stream_nice if args.archive_nice is None else args.archive_nice),
            "TESSERA_FLINK__LOCAL_HEAP": args.flink_heap,
@@ -308,7 +312,8 @@ def main() -> int:
         seeded = seed_every_key(settings, args.users + 1, GeneratorConfig().campaigns, spread_ms)
         tessera_cli(env, "stream", "start", "--from-checkpoint", "none", "--wait", "240")
         print(f"seeded {seeded:,} keys (one event per user and campaign id, over the {spread_ms // 1000} s before "
-              f"now); stream at nice {args.stream_nice}, archiver at nice {settings.sink.archive_nice}; "
+              f"now); stream at nice {args.stream_nice}, job at {settings.flink.nice}, "
+              f"archiver at {settings.sink.archive_nice}; "
               f"request path at {f'SCHED_FIFO {args.serving_priority}' if args.serving_priority else 'ordinary priority'}",
               flush=True)
         api.start()

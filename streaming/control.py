@@ -35,21 +35,22 @@ def start(settings: Settings, from_checkpoint: str = "auto", wait_s: float = 0) 
     env = {"TESSERA_CONFIG": os.environ.get("TESSERA_CONFIG", str(settings.root / "tessera.toml"))}
     said = []
     procs = processes(settings)
-    commands = {  # name: (command, its nice)
+    commands = {  # name: (command, its nice, the setting that gives it)
         "stream-job": ([str(flink_python), "-m", "streaming.job", "--from-checkpoint", from_checkpoint],
-                       settings.flink.nice),
-        "stream-sink": ([sys.executable, "-m", "streaming.sink"], settings.sink.nice),
-        "stream-archive": ([sys.executable, "-m", "streaming.archive"], settings.sink.archive_nice),
+                       settings.flink.nice, "[flink] nice"),
+        "stream-sink": ([sys.executable, "-m", "streaming.sink"], settings.sink.nice, "[sink] nice"),
+        "stream-archive": ([sys.executable, "-m", "streaming.archive"], settings.sink.archive_nice,
+                           "[sink] archive_nice"),
     }
     ready = settings.state_dir / "run" / "stream-job.ready"  # written by the job's first operator
     if procs["stream-job"].pid() is None:
         ready.unlink(missing_ok=True)
-    for name, (command, nice) in commands.items():
+    for name, (command, nice, nice_setting) in commands.items():
         proc = procs[name]
         if proc.pid() is not None:
             said.append(f"{name:<{NAME_WIDTH}} already running (pid {proc.pid()}), log {proc.log_file}")
             continue
-        pid = proc.start(command, env=env, cwd=settings.root, nice=nice)
+        pid = proc.start(command, env=env, cwd=settings.root, nice=nice, nice_setting=nice_setting)
         said.append(f"{name:<{NAME_WIDTH}} started (pid {pid}{f', nice {nice}' if nice else ''}), log {proc.log_file}")
         if name == "stream-job":
             said.append(f"{'':<{NAME_WIDTH}} {_starting_point(settings, from_checkpoint)}")

@@ -40,9 +40,9 @@ class KafkaSettings(BaseModel):
     features_topic: str = "tessera.features"      # rows from the Flink job to the online-store writer
     partitions: int = 2
     heap: str = "512m"
-    # The local broker's CPU priority (Unix nice, 0 to 19), as [flink] nice: its JIT compiler and
+    # The local broker's CPU priority (Unix nice, -20 to 19), as [flink] nice: its JIT compiler and
     # collector come in bursts that, at equal priority, a feature API on the same machine waits behind.
-    nice: int = Field(default=0, ge=0, le=19)
+    nice: int = Field(default=0, ge=-20, le=19)
     # librdkafka options passed through to every client, e.g. {"security.protocol": "SASL_SSL",
     # "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": ..., "sasl.password": ..., "ssl.ca.location": ...}.
     # The Flink job's Java clients get the same, translated (tessera/kafka_clients.py).
@@ -185,10 +185,12 @@ class FlinkSettings(BaseModel):
     # "g1", "shenandoah" or "z" (concurrent: no pause of the job's length, for more CPU; see README's
     # soak figures), or "" for the JVM's default. Flags in $JVM_ARGS come after these, so they win.
     local_gc: Literal["parallel", "g1", "shenandoah", "z", ""] = "parallel"
-    # The local job's CPU priority (Unix nice, 0 to 19). On a machine it shares with the feature API,
+    # The local job's CPU priority (Unix nice, -20 to 19). On a machine it shares with the feature API,
     # a few points let the API's requests run first while the job takes the CPU left over (it must
-    # still keep up: watch its lag). A remote cluster's priorities are the cluster's own.
-    nice: int = Field(default=0, ge=0, le=19)
+    # still keep up: watch its lag). A negative nice (root or CAP_SYS_NICE) puts it ahead of the other
+    # ordinary processes instead: its collector's pauses, which stop the whole job, then get the CPU
+    # first. A remote cluster's priorities are the cluster's own.
+    nice: int = Field(default=0, ge=-20, le=19)
     # Extra Flink configuration passed through, e.g. {"execution.target": "remote", "rest.address": "jm"}.
     conf: dict[str, str] = {}
 
@@ -211,11 +213,11 @@ class SinkSettings(BaseModel):
     # 50,000 is ten seconds at 5,000 events/s, the size of a batch that is not catching up.
     archive_batch_events: int = Field(default=50_000, ge=1)
     archive_batch_ms: int = 10_000
-    # The writer's CPU priority (Unix nice, 0 to 19), as [flink] nice for the job.
-    nice: int = Field(default=0, ge=0, le=19)
+    # The writer's CPU priority (Unix nice, -20 to 19), as [flink] nice for the job.
+    nice: int = Field(default=0, ge=-20, le=19)
     # The archiver's (streaming/archive.py, raw history and stream clock): a few points above `nice`
     # give the freshness path the CPU first; the archive catches up in the writer's idle time.
-    archive_nice: int = Field(default=0, ge=0, le=19)
+    archive_nice: int = Field(default=0, ge=-20, le=19)
 
 
 class SparkSettings(BaseModel):

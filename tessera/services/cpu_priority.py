@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Callable
 
 MAX_REALTIME = 99
 
@@ -20,8 +21,9 @@ class PriorityError(RuntimeError):
     """A real-time priority was asked for and the system refused it; the message says what to do."""
 
 
-def lower_priority(nice: int) -> None:
-    """This process's nice, and its session's: run in a child after setsid, before exec.
+def session_nice(nice: int) -> None:
+    """This process's nice, and its session's: run in a child after setsid, before exec. A positive
+    nice lowers it; a negative one raises it (root or CAP_SYS_NICE: check_nice asks first).
 
     With Linux's autogroup scheduling (the default on desktops and many servers), each session is
     one group and CPU is shared between groups first, so a process's own nice only ranks it within
@@ -33,6 +35,39 @@ def lower_priority(nice: int) -> None:
             group.write(str(nice))
     except OSError:
         pass  # no autogroups (another OS, or turned off): the process's nice is the one that counts
+
+
+def _failure_on_a_thread(attempt: Callable[[], None], name: str) -> Exception | None:
+    """What `attempt` raised, run on a thread of its own that then ends: Linux keeps a scheduling
+    policy and a nice per thread, so trying one there leaves the caller as it was."""
+    failure: list[Exception] = []
+
+    def run() -> None:
+        try:
+            attempt()
+        except Exception as err:  # handed to the caller, who knows what it means
+            failure.append(err)
+
+    thread = threading.Thread(target=run, name=name)
+    thread.start()
+    thread.join()
+    return failure[0] if failure else None
+
+
+def check_nice(nice: int, setting: str) -> None:
+    """A PriorityError naming `setting` if this process may not take a negative `nice`, without
+    taking it. A child's pre-exec hook cannot say why it failed, so the parent asks first."""
+    if nice >= 0:
+        return
+    failure = _failure_on_a_thread(lambda: os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice),
+                                   "nice-check")
+    if isinstance(failure, OSError):
+        raise PriorityError(
+            f"{setting} = {nice}: the system refused a negative nice ({failure.strerror}); it needs root, "
+            "CAP_SYS_NICE, or an RLIMIT_NICE that allows it (`ulimit -e`, or LimitNICE= in a systemd "
+            "unit); set it to 0 or more") from failure
+    if failure is not None:
+        raise failure
 
 
 def take_realtime(priority: int, setting: str, inherited: bool = True) -> None:
@@ -59,19 +94,9 @@ def check_realtime(priority: int, setting: str) -> None:
     """Raises take_realtime's PriorityError if this process may not take `priority`, without taking
     it: the check runs on a thread of its own, which ends (Linux schedules each thread apart). A
     child's pre-exec hook cannot say why it failed, so the parent asks first."""
-    failure: list[PriorityError] = []
-
-    def attempt() -> None:
-        try:
-            take_realtime(priority, setting)
-        except PriorityError as err:
-            failure.append(err)
-
-    thread = threading.Thread(target=attempt, name="realtime-check")
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
+    failure = _failure_on_a_thread(lambda: take_realtime(priority, setting), "realtime-check")
+    if failure is not None:
+        raise failure
 
 
 def realtime_allowed(priority: int = 1) -> bool:
@@ -89,4 +114,4 @@ def set_priority(nice: int = 0, realtime: int = 0) -> None:
     if realtime:
         take_realtime(realtime, "realtime_priority", inherited=False)
     elif nice:
-        lower_priority(nice)
+        session_nice(nice)

@@ -153,7 +153,7 @@ class KafkaBroker:
         # by one for minutes, and a leak could not be told from a heap warming up (stop 19's soak:
         # +15.6% in 8 minutes; what grew was anonymous memory, not mapped files).
         pid = self.process.start([*jvm, "-XX:+AlwaysPreTouch", "kafka.Kafka", str(props)], cwd=self.home,
-                                 nice=self.settings.kafka.nice)
+                                 nice=self.settings.kafka.nice, nice_setting="[kafka] nice")
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.pid() is None:

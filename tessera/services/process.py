@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tessera.services.cpu_priority import check_realtime, set_priority
+from tessera.services.cpu_priority import check_nice, check_realtime, set_priority
 
 
 class ServiceError(RuntimeError):
@@ -90,13 +90,15 @@ class ManagedProcess:
         return None
 
     def start(self, command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
-              nice: int = 0, realtime: int = 0, realtime_setting: str = "realtime_priority") -> int:
-        """`nice` > 0 lowers the process's CPU priority (set before exec, so every thread it starts
-        has it). `realtime` > 0 makes its first thread SCHED_FIFO at that priority, and the threads
-        and processes it starts ordinary (a PriorityError naming `realtime_setting` if the system
-        refuses)."""
+              nice: int = 0, realtime: int = 0, realtime_setting: str = "realtime_priority",
+              nice_setting: str = "nice") -> int:
+        """`nice` > 0 lowers the process's CPU priority, < 0 raises it (set before exec, so every
+        thread it starts has it; a PriorityError naming `nice_setting` if the system refuses).
+        `realtime` > 0 makes its first thread SCHED_FIFO at that priority, and the threads and
+        processes it starts ordinary (a PriorityError naming `realtime_setting` if the system refuses)."""
         if realtime:
             check_realtime(realtime, realtime_setting)
+        check_nice(nice, nice_setting)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as log:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tessera.services.cpu_priority import PriorityError, check_realtime, realtime_allowed, take_realtime
+from tessera.services.cpu_priority import PriorityError, check_nice, check_realtime, realtime_allowed, take_realtime
 from tessera.services.process import ManagedProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,7 +24,16 @@ def _nice_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[16])
 
 
-@pytest.mark.parametrize("nice", [0, 7])
+def _may_raise_priority() -> bool:
+    try:
+        check_nice(-1, "test")
+        return True
+    except PriorityError:
+        return False
+
+
+@pytest.mark.parametrize("nice", [0, 7, pytest.param(-5, marks=pytest.mark.skipif(
+    not _may_raise_priority(), reason="this user may not take a negative nice"))])
 def test_a_managed_process_runs_at_its_nice(tmp_path: Path, nice: int) -> None:
     proc = ManagedProcess("sleeper", tmp_path / "run", tmp_path / "sleeper.log")
     pid = proc.start(["sleep", "30"], nice=nice)
@@ -80,6 +89,36 @@ def test_a_refused_priority_says_what_to_do() -> None:
                             env={**os.environ, "TESSERA_SERVING__REALTIME_PRIORITY": "50"})
     assert served.returncode == 2, served.stderr
     assert "error: [serving] realtime_priority = 50: the system refused SCHED_FIFO" in served.stderr
+
+
+def test_the_nice_check_leaves_the_caller_as_it_was() -> None:
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    try:
+        check_nice(-3, "test")
+    except PriorityError:
+        pass
+    assert os.getpriority(os.PRIO_PROCESS, 0) == before
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
+def test_a_refused_negative_nice_says_what_to_do_before_anything_runs(tmp_path: Path) -> None:
+    code = ("import resource, sys\n"
+            "resource.setrlimit(resource.RLIMIT_NICE, (0, 0))  # and no CAP_SYS_NICE: what a user has\n"
+            "from pathlib import Path\n"
+            "from tessera.services.cpu_priority import PriorityError\n"
+            "from tessera.services.process import ManagedProcess\n"
+            "proc = ManagedProcess('never', Path(sys.argv[1]) / 'run', Path(sys.argv[1]) / 'never.log')\n"
+            "try:\n"
+            "    proc.start(['sleep', '30'], nice=-5, nice_setting='[flink] nice')\n"
+            "except PriorityError as err:\n"
+            "    print(err)\n"
+            "    sys.exit(0 if proc.pid() is None else 1)\n"
+            "sys.exit(1)\n")
+    done = subprocess.run(_unprivileged([sys.executable, "-c", code, str(tmp_path)]), cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[flink] nice = -5: the system refused a negative nice" in done.stdout
+    assert "CAP_SYS_NICE" in done.stdout and "set it to 0 or more" in done.stdout
 
 
 @needs_realtime
