@@ -49,6 +49,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -275,6 +276,11 @@ def main() -> int:
     parser.add_argument("--memory-slack", type=float, default=0.10,
                         help="allowed RSS growth from minute 2 to the last, per process (default 0.10)")
     args = parser.parse_args()
+
+    def interrupted(*_: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM too runs the clean-up below: it stops the services it started
+
+    signal.signal(signal.SIGTERM, interrupted)
     if args.serving_priority:
         check_realtime(args.serving_priority, "--serving-priority")  # a clear error now, not after the set-up
         if args.loadgen == "python":
