@@ -11,8 +11,6 @@ from pathlib import Path
 import psutil
 
 MAGIC = b"\xca\xfe\xc0\xc0"
-_PROLOGUE = 32  # magic, byte order, versions, accessible; used, overflow, modification time, entry offset, entries
-_ENTRY = 20     # length, name offset, vector length, type, flags, units, variability, data offset
 
 
 def hsperfdata_path(pid: int) -> Path:
