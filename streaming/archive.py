@@ -16,7 +16,7 @@ import time
 
 from streaming.consumer_groups import ARCHIVE as ARCHIVE_GROUP
 from streaming.dead_letters import StreamValidator
-from streaming.kafka_batches import good_messages, group_consumer
+from streaming.committing_consumer import CommittingConsumer
 from streaming.progress import ClockPublisher
 from streaming.retrying import run_steps, run_until_stopped
 from tessera.config import Settings, load_settings
@@ -30,7 +30,8 @@ class Archiver:
         self.settings = settings
         views = [v.name for v in load_definitions(settings.feature_repo).streaming_views()]
         self.clock = ClockPublisher.for_settings(settings, views)  # read by the API and the parity check
-        self.consumer = group_consumer(settings, ARCHIVE_GROUP, settings.kafka.topic)
+        self.consumer = CommittingConsumer(settings, ARCHIVE_GROUP, settings.kafka.topic, "archive",
+                                           settings.sink.consumer_stuck_s)
         self.validator = StreamValidator()
         self.pending: list[AdEvent] = []
         # The batch's first offset names its file; the messages themselves are not held (twice the
@@ -42,7 +43,7 @@ class Archiver:
 
     def step(self) -> None:
         s = self.settings.sink
-        for m in good_messages(self.consumer.consume(num_messages=10_000, timeout=0.2), "archive"):
+        for m in self.consumer.consume(num_messages=10_000, timeout=0.2):
             result = self.validator.check(m.value())
             if isinstance(result, AdEvent):
                 self.pending.append(result)
@@ -51,7 +52,7 @@ class Archiver:
         due = time.monotonic() - self.pending_since >= s.archive_batch_ms / 1000
         if self.first_offset is not None and (len(self.pending) >= s.archive_batch_events or due or not self.running):
             write_events(self.settings.raw_history_dir, self.pending, writer="stream", sequence=self.first_offset)
-            self.consumer.commit(asynchronous=False)
+            self.consumer.commit_consumed()  # never waits for the broker
             self.events_archived += len(self.pending)
             self.pending, self.first_offset = [], None
             self.pending_since = time.monotonic()

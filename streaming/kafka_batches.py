@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import sys
+from typing import Callable
 
-from confluent_kafka import Consumer, KafkaError, Message
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from tessera.config import Settings
 
 
-def group_consumer(settings: Settings, group: str, topic: str) -> Consumer:
+def group_consumer(settings: Settings, group: str, topic: str,
+                   on_commit: Callable[[KafkaError | None, list[TopicPartition]], None] | None = None,
+                   on_assign: Callable[[Consumer, list[TopicPartition]], None] | None = None) -> Consumer:
     """A consumer that commits only what its caller has written (no auto-commit)."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": group,
+    callbacks = {} if on_commit is None else {"on_commit": on_commit}
+    consumer = Consumer({**callbacks, "bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": group,
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
                          # A batch held through an outage of Redis is not a consumer gone astray.
                          "max.poll.interval.ms": 3_600_000,
@@ -23,7 +27,10 @@ def group_consumer(settings: Settings, group: str, topic: str) -> Consumer:
                          # ahead is plenty to keep the loop fed.
                          "queued.min.messages": 20_000, "queued.max.messages.kbytes": 16_384,
                          **settings.kafka.client_options})
-    consumer.subscribe([topic])
+    if on_assign is None:
+        consumer.subscribe([topic])
+    else:
+        consumer.subscribe([topic], on_assign=on_assign)
     return consumer
 
 

@@ -16,8 +16,8 @@ from batch.online_bulk_writer import OnlineWriteError
 from tessera.long_lived import freeze_long_lived
 
 MAX_BACKOFF_S = 5.0
-# After SIGTERM or SIGINT, the last step and flush get this long. librdkafka's synchronous commit and
-# close wait for a broker without end and without looking at signals, so a stop while the broker
+# After SIGTERM or SIGINT, the last step and flush get this long. librdkafka's close waits for the
+# outstanding commits without end and without looking at signals, so a stop while the broker
 # is away would hang; past the grace the process exits uncommitted, and its group replays the rest
 # (the writer's rows are idempotent, the archiver's files named by their first offset).
 SHUTDOWN_GRACE_S = 20.0

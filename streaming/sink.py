@@ -4,7 +4,8 @@
 
 The raw history is the archiver's (streaming/archive.py), a process of its own, so that a batch of
 rows never waits behind a batch of archived events. Offsets are committed only after a batch is
-written, so a crash replays rather than loses.
+written, so a crash replays rather than loses; the commit never holds the loop
+(streaming/committing_consumer.py).
     python -m streaming.sink
 """
 from __future__ import annotations
@@ -16,7 +17,8 @@ from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Message
 
 from streaming.aggregator import FeatureRow
 from streaming.consumer_groups import SINK as SINK_GROUP
-from streaming.kafka_batches import batch_name, good_messages, group_consumer
+from streaming.committing_consumer import CommittingConsumer
+from streaming.kafka_batches import batch_name
 from streaming.online_writer import OnlineBatch, OnlineOfflineWriter
 from streaming.progress import ProgressPublisher
 from streaming.retrying import run_steps, run_until_stopped
@@ -30,7 +32,8 @@ class Sink:
         self.settings = settings
         self.writer = OnlineOfflineWriter(settings, load_definitions(settings.feature_repo))
         self.progress = ProgressPublisher.for_settings(settings, self.writer.views)  # read by the API
-        self.features = group_consumer(settings, SINK_GROUP, settings.kafka.features_topic)
+        self.features = CommittingConsumer(settings, SINK_GROUP, settings.kafka.features_topic, "sink",
+                                           settings.sink.consumer_stuck_s)
         self.unwritten: list[Message] = []
         self.online: tuple[list[FeatureRow], OnlineBatch] | None = None  # the unwritten batch, written online
         self.rows_written = 0
@@ -48,8 +51,7 @@ class Sink:
         t = self.timings
         if not self.unwritten:
             with t.stage("consume"):
-                self.unwritten = good_messages(self.features.consume(num_messages=s.batch_rows,
-                                                                     timeout=s.batch_ms / 1000), "sink")
+                self.unwritten = self.features.consume(num_messages=s.batch_rows, timeout=s.batch_ms / 1000)
         if self.unwritten:
             batch = self.unwritten
             if self.online is None:
@@ -66,7 +68,7 @@ class Sink:
             # A failure from here on is tried again from here: the online half is not written twice.
             self.writer.write_offline(online, batch_name(batch), t)
             with t.stage("commit"):
-                self.features.commit(asynchronous=False)  # the positions: the end of this batch
+                self.features.commit_consumed()  # the end of this batch; never waits for the broker
             self.unwritten, self.online = [], None
             self.batches += 1
             self.rows_written += len(rows)

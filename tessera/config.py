@@ -218,6 +218,11 @@ class SinkSettings(BaseModel):
     # The archiver's (streaming/archive.py, raw history and stream clock): a few points above `nice`
     # give the freshness path the CPU first; the archive catches up in the writer's idle time.
     archive_nice: int = Field(default=0, ge=-20, le=19)
+    # The writer's and the archiver's Kafka consumer is replaced when its commits stay unacknowledged,
+    # or it holds no partition, this long while the broker answers (streaming/committing_consumer.py:
+    # librdkafka's group coordinator once stayed wedged after a broker restart). Above the group
+    # session timeout (45 s), which a replacement may wait out before the wedged member is dropped.
+    consumer_stuck_s: float = Field(default=60.0, gt=0)
 
 
 class SparkSettings(BaseModel):
