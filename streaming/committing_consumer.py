@@ -7,8 +7,8 @@ Timed out 0 in-flight, 0 retry-queued, 1 out-queue" every 60 s) and the writer n
 
 Here what the caller has written is committed asynchronously, and the positions are tracked:
 - a commit that fails is sent again a second later (a later batch's commit covers it too);
-- when commits stay unacknowledged, or the consumer holds no partition, for `stuck_after_s` while
-  the broker answers, the consumer is wedged: it is replaced by a new one, which starts where the
+- when commits stay unacknowledged, the consumer holds no partition, or it reads nothing while its
+  partitions hold more, for `stuck_after_s` while the broker answers, the consumer is wedged: it is replaced by a new one, which starts where the
   caller stopped reading, not at the last commit, so nothing is read twice;
 - a partition assigned again (after a lost session) is read on from the same point, for the same reason.
 The writer is the only member of its group (one process), so the positions it holds are the
@@ -49,13 +49,16 @@ class CommittingConsumer:
         consumer = self.make(self.settings, self.group, self.topic, on_commit=self._on_commit,
                              on_assign=self._on_assign)
         self.since = time.monotonic()  # the last sign of life of the group: created, assigned, acknowledged
+        self.read_at = self.since  # the last message read
         return consumer
 
     def consume(self, num_messages: int, timeout: float) -> list[Message]:
         messages = good_messages(self.consumer.consume(num_messages=num_messages, timeout=timeout), self.name)
         for m in messages:
             self.consumed[(m.topic(), m.partition())] = m.offset() + 1
-        self._look_after_commits()
+        if messages:
+            self.read_at = time.monotonic()
+        self._look_after()
         return messages
 
     def commit_consumed(self) -> None:
@@ -109,19 +112,42 @@ class CommittingConsumer:
         consumer.assign(partitions)
         self.since = time.monotonic()
 
-    def _look_after_commits(self) -> None:
+    def _look_after(self) -> None:
         now = time.monotonic()
         if self.retry_at is not None and now >= self.retry_at:
             self._send()
-        if now - self.since < self.stuck_after_s or not (self.unacknowledged or not self.consumer.assignment()):
+        why = self._wedged(now)
+        if why is None:
             return
-        what = "offsets not acknowledged" if self.unacknowledged else "no partition assigned"
         if not self._broker_answers():
-            print(f"[{self.name}] {what} for {now - self.since:.0f} s; the broker is away, waiting for it",
-                  file=sys.stderr, flush=True)
-            self.since = now
+            print(f"[{self.name}] {why}; the broker is away, waiting for it", file=sys.stderr, flush=True)
+            self.since = self.read_at = now
             return
-        self._rebuild(f"{what} for {now - self.since:.0f} s while the broker answers")
+        self._rebuild(f"{why}, and the broker answers")
+
+    def _wedged(self, now: float) -> str | None:
+        """Why the consumer looks wedged, if it does."""
+        if now - self.since >= self.stuck_after_s:
+            if self.unacknowledged:
+                return f"offsets not acknowledged for {now - self.since:.0f} s"
+            if not self.consumer.assignment():
+                return f"no partition assigned for {now - self.since:.0f} s"
+        if now - self.read_at >= self.stuck_after_s:
+            idle, self.read_at = now - self.read_at, now  # looked at once a period: it asks the broker
+            if self._behind():
+                return f"nothing read for {idle:.0f} s while the topic holds more"
+        return None
+
+    def _behind(self) -> bool:
+        """Whether an assigned partition holds messages past the ones read (only those read from)."""
+        try:
+            for tp in self.consumer.assignment():
+                at = (tp.topic, tp.partition)
+                if at in self.consumed and self.consumer.get_watermark_offsets(tp, timeout=2.0)[1] > self.consumed[at]:
+                    return True
+        except KafkaException:
+            return False  # the broker is away: the consumer is not the one to blame
+        return False
 
     def _broker_answers(self) -> bool:
         try:

@@ -97,15 +97,27 @@ class _NeverAcknowledged:
         return getattr(self.consumer, name)
 
 
-class _FirstWedged:
-    """Makes the group's consumers; the first one's commits vanish, the replacements are real."""
+class _StopsReading(_NeverAcknowledged):
+    """A consumer that stops fetching once `stall()`ed (its partitions paused), its partition holding
+    more; its commits and their acknowledgements work."""
 
-    def __init__(self) -> None:
+    def commit(self, *args: Any, **kwargs: Any) -> None:
+        self.consumer.commit(*args, **kwargs)
+
+    def stall(self) -> None:
+        self.consumer.pause(self.consumer.assignment())
+
+
+class _FirstWedged:
+    """Makes the group's consumers; the first one is wedged (by `wedge`), the replacements are real."""
+
+    def __init__(self, wedge: type[_NeverAcknowledged] = _NeverAcknowledged) -> None:
+        self.wedge = wedge
         self.made: list[Any] = []
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         consumer = group_consumer(*args, **kwargs)
-        self.made.append(consumer if self.made else _NeverAcknowledged(consumer))
+        self.made.append(consumer if self.made else self.wedge(consumer))
         return self.made[-1]
 
 
@@ -168,3 +180,24 @@ def test_a_replacement_reads_on_after_what_the_caller_holds(stack_settings: Sett
         assert sorted(seen) == list(range(ROWS)), f"{len(seen) - len(set(seen))} messages read twice"
     finally:
         consumer.close()
+
+
+def test_a_consumer_that_stops_reading_is_replaced(stack_settings: Settings, tmp_path: Path) -> None:
+    settings, definitions = writer_settings(stack_settings, tmp_path, "features-stalled", db=14)
+    settings.sink.batch_rows = BATCH
+    produce_rows(settings, definitions, ROWS)
+    factory = _FirstWedged(_StopsReading)
+    sink = Sink(settings)
+    sink.features.close()
+    sink.features = CommittingConsumer(settings, SINK_GROUP, settings.kafka.features_topic, "sink",
+                                       stuck_after_s=STUCK_S, make=factory)
+    try:
+        _wait_committed(sink, settings, ROWS)
+        factory.made[0].stall()
+        produce_rows(settings, definitions, MORE, first_key=ROWS + 1)
+        _wait_committed(sink, settings, ROWS + MORE)
+        assert sink.features.rebuilds == 1 and len(factory.made) == 2
+        assert sink.rows_written == ROWS + MORE
+    finally:
+        sink.features.close()
+        sink.writer.close()
