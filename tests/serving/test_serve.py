@@ -135,7 +135,9 @@ def test_realtime_priority_reaches_every_worker_thread(serving_stack: ServingSta
     env = {**os.environ, **subprocess_env(settings), "TESSERA_SERVING__REALTIME_PRIORITY": "20"}
     process = start_serve(env, port, 2, tmp_path / "serve.log")
     try:
-        assert httpx.get(f"http://127.0.0.1:{port}/features/user/1").status_code == 200
+        # /health answered from one worker; this connection may be queued on the other's socket
+        # (SO_REUSEPORT) while it still starts: CI once waited out httpx's 5 s default there.
+        assert httpx.get(f"http://127.0.0.1:{port}/features/user/1", timeout=30).status_code == 200
         workers = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
         assert len(workers) >= 2  # the two workers (and multiprocessing's resource tracker)
         for pid in [process.pid, *map(int, workers)]:
