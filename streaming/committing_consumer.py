@@ -8,8 +8,9 @@ Timed out 0 in-flight, 0 retry-queued, 1 out-queue" every 60 s) and the writer n
 Here what the caller has written is committed asynchronously, and the positions are tracked:
 - a commit that fails is sent again a second later (a later batch's commit covers it too);
 - when commits stay unacknowledged, the consumer holds no partition, or it reads nothing while its
-  partitions hold more, for `stuck_after_s` while the broker answers, the consumer is wedged: it is replaced by a new one, which starts where the
-  caller stopped reading, not at the last commit, so nothing is read twice;
+  partitions hold more, for `stuck_after_s` while the broker answers, the consumer is wedged: it is
+  replaced by a new one, which starts where the caller stopped reading, not at the last commit, so
+  nothing is read twice;
 - a partition assigned again (after a lost session) is read on from the same point, for the same reason.
 The writer is the only member of its group (one process), so the positions it holds are the
 partitions' true ones. A crash still resumes at the last commit and replays what followed.
@@ -26,7 +27,6 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from streaming.kafka_batches import good_messages, group_consumer
 from tessera.config import Settings
 
-Position = tuple[str, int]  # (topic, partition)
 RETRY_S = 1.0
 ConsumerFactory = Callable[..., Consumer]
 
@@ -37,8 +37,9 @@ class CommittingConsumer:
         self.settings, self.group, self.topic, self.name = settings, group, topic, name
         self.stuck_after_s = stuck_after_s
         self.make = make
-        self.consumed: dict[Position, int] = {}  # the next offset to read, after what the caller holds
-        self.unacknowledged: dict[Position, int] = {}  # committed asynchronously, not confirmed yet
+        # By partition of `topic`, the one topic subscribed:
+        self.consumed: dict[int, int] = {}  # the next offset to read, after what the caller holds
+        self.unacknowledged: dict[int, int] = {}  # committed asynchronously, not confirmed yet
         self.retry_at: float | None = None
         self.failures = 0
         self.rebuilds = 0
@@ -54,8 +55,8 @@ class CommittingConsumer:
 
     def consume(self, num_messages: int, timeout: float) -> list[Message]:
         messages = good_messages(self.consumer.consume(num_messages=num_messages, timeout=timeout), self.name)
-        for m in messages:
-            self.consumed[(m.topic(), m.partition())] = m.offset() + 1
+        # A partition's messages come in order: its last one wins (a batch is thousands; no per-message topic).
+        self.consumed.update({m.partition(): m.offset() + 1 for m in messages})
         if messages:
             self.read_at = time.monotonic()
         self._look_after()
@@ -71,7 +72,7 @@ class CommittingConsumer:
 
     def _send(self) -> None:
         with self._lock:
-            offsets = [TopicPartition(t, p, o) for (t, p), o in self.unacknowledged.items()]
+            offsets = [TopicPartition(self.topic, p, o) for p, o in self.unacknowledged.items()]
         if not offsets:
             return
         self.retry_at = None
@@ -91,9 +92,8 @@ class CommittingConsumer:
         with self._lock:
             self.since = time.monotonic()
             for tp in partitions:
-                at = (tp.topic, tp.partition)
-                if tp.error is None and at in self.unacknowledged and tp.offset >= self.unacknowledged[at]:
-                    del self.unacknowledged[at]
+                if tp.error is None and tp.offset >= self.unacknowledged.get(tp.partition, tp.offset + 1):
+                    del self.unacknowledged[tp.partition]
         if refused:
             self._failed(refused[0])
 
@@ -106,9 +106,7 @@ class CommittingConsumer:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
-            at = (tp.topic, tp.partition)
-            if at in self.consumed:
-                tp.offset = self.consumed[at]
+            tp.offset = self.consumed.get(tp.partition, tp.offset)
         consumer.assign(partitions)
         self.since = time.monotonic()
 
@@ -142,8 +140,8 @@ class CommittingConsumer:
         """Whether an assigned partition holds messages past the ones read (only those read from)."""
         try:
             for tp in self.consumer.assignment():
-                at = (tp.topic, tp.partition)
-                if at in self.consumed and self.consumer.get_watermark_offsets(tp, timeout=2.0)[1] > self.consumed[at]:
+                read_to = self.consumed.get(tp.partition)
+                if read_to is not None and self.consumer.get_watermark_offsets(tp, timeout=2.0)[1] > read_to:
                     return True
         except KafkaException:
             return False  # the broker is away: the consumer is not the one to blame

@@ -219,7 +219,8 @@ class SinkSettings(BaseModel):
     # give the freshness path the CPU first; the archive catches up in the writer's idle time.
     archive_nice: int = Field(default=0, ge=-20, le=19)
     # The writer's and the archiver's Kafka consumer is replaced when its commits stay unacknowledged,
-    # or it holds no partition, this long while the broker answers (streaming/committing_consumer.py:
+    # it holds no partition, or it reads nothing while its partitions hold more, this long while the
+    # broker answers (streaming/committing_consumer.py:
     # librdkafka's group coordinator once stayed wedged after a broker restart). Above the group
     # session timeout (45 s), which a replacement may wait out before the wedged member is dropped.
     consumer_stuck_s: float = Field(default=60.0, gt=0)

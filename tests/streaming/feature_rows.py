@@ -1,6 +1,7 @@
 """A features topic of a test's own, filled with feature rows, for the online writer on the real stack."""
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from streaming.aggregator import FeatureRow
 from streaming.consumer_groups import SINK as SINK_GROUP
 from streaming.control import lags
+from streaming.sink import Sink
 from tessera.config import Settings
 from tessera.definitions import Definitions, load_definitions
 from tessera.kafka_io import make_producer
@@ -47,3 +49,12 @@ def produce_rows(settings: Settings, definitions: Definitions, count: int, first
 def committed(settings: Settings) -> int:
     """The writer's committed offset on its features topic (0 when it has none)."""
     return next(lag.committed for lag in lags(settings) if lag.group == SINK_GROUP)
+
+
+def wait_committed(sink: Sink, settings: Settings, want: int, timeout_s: float = 60) -> None:
+    """Steps the writer until its committed offset is `want`: the commit is asynchronous, and its
+    acknowledgement is served by the next steps."""
+    deadline = time.monotonic() + timeout_s
+    while committed(settings) != want:
+        assert time.monotonic() < deadline, f"committed {committed(settings)} of {want}"
+        sink.step()

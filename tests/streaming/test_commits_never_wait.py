@@ -18,20 +18,13 @@ from streaming.kafka_batches import group_consumer
 from streaming.sink import Sink
 from tessera.config import Settings
 from tessera.services.kafka_broker import KafkaBroker
-from tests.streaming.feature_rows import committed, produce_rows, writer_settings
+from tests.streaming.feature_rows import committed, produce_rows, wait_committed, writer_settings
 
 ROWS = 300
 BATCH = 50
 STEP_BOUND_S = 5.0
 STUCK_S = 5.0
 MORE = 100
-
-
-def _wait_committed(sink: Sink, settings: Settings, want: int, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while committed(settings) != want:
-        assert time.monotonic() < deadline, f"committed {committed(settings)} of {want}"
-        sink.step()
 
 
 def _bounded_step(sink: Sink) -> float:
@@ -74,7 +67,7 @@ def test_a_frozen_broker_never_holds_the_writer(stack_settings: Settings, tmp_pa
         assert sink.features.unacknowledged, "the broker was not frozen: every commit was acknowledged"
         os.kill(broker, signal.SIGCONT)
         frozen = False
-        _wait_committed(sink, settings, ROWS)
+        wait_committed(sink, settings, ROWS)
         assert sink.rows_written == ROWS
     finally:
         if frozen:
@@ -142,7 +135,7 @@ def test_a_wedged_consumer_is_replaced_and_reads_on_without_reading_twice(
         time.sleep(STUCK_S)
         produce_rows(settings, definitions, MORE, first_key=ROWS + 1)
         time.sleep(1)  # fetched ahead by the wedged consumer
-        _wait_committed(sink, settings, ROWS + MORE)
+        wait_committed(sink, settings, ROWS + MORE)
         assert sink.features.rebuilds == 1 and len(factory.made) == 2
         for _ in range(20):
             sink.step()
@@ -192,10 +185,10 @@ def test_a_consumer_that_stops_reading_is_replaced(stack_settings: Settings, tmp
     sink.features = CommittingConsumer(settings, SINK_GROUP, settings.kafka.features_topic, "sink",
                                        stuck_after_s=STUCK_S, make=factory)
     try:
-        _wait_committed(sink, settings, ROWS)
+        wait_committed(sink, settings, ROWS)
         factory.made[0].stall()
         produce_rows(settings, definitions, MORE, first_key=ROWS + 1)
-        _wait_committed(sink, settings, ROWS + MORE)
+        wait_committed(sink, settings, ROWS + MORE)
         assert sink.features.rebuilds == 1 and len(factory.made) == 2
         assert sink.rows_written == ROWS + MORE
     finally:

@@ -4,7 +4,6 @@ again without writing or counting the online half twice, and commits only once b
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import redis
@@ -14,7 +13,7 @@ from streaming.online_writer import OnlineBatch
 from streaming.progress import parse_progress, progress_key
 from streaming.sink import Sink
 from tessera.config import Settings
-from tests.streaming.feature_rows import committed, produce_rows, writer_settings
+from tests.streaming.feature_rows import committed, produce_rows, wait_committed, writer_settings
 
 ROWS = 300
 
@@ -60,10 +59,7 @@ def test_offline_failure_retries_only_the_offline_half(stack_settings: Settings,
         assert progress is not None and progress.rows_total == ROWS
         offline = list((settings.offline_store_dir / view.name).rglob("stream-*.parquet"))
         assert offline, "the offline half was not written on the retry"
-        deadline = time.monotonic() + 30
-        while committed(settings) != ROWS:  # the commit is asynchronous: served by the next steps
-            assert time.monotonic() < deadline, f"committed {committed(settings)} of {ROWS}"
-            sink.step()
+        wait_committed(sink, settings, ROWS, timeout_s=30)
         # The report splits the rows' age: as_of to the broker's append (the job's; these rows are
         # from 2026-05) and the append to online (the writer's, which this test held up by one retry).
         line = sink.report()
